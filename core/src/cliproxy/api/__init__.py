@@ -1,0 +1,1 @@
+"""HTTP surface: thin Litestar controllers per client dialect."""

@@ -1,0 +1,106 @@
+"""Client authentication and CORS as one ASGI middleware (runs before routing, so it costs one dict lookup).
+
+Keys are accepted from ``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key``, ``?key=`` or
+``?auth_token=``, compared in constant time. Failures are answered in the caller's own API error shape.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .errors import error_body
+
+__all__ = ["AccessMiddleware", "dialect_for_path", "extract_key"]
+
+ASGIApp = Callable[..., Any]
+
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"*"),
+]
+_PROTECTED = ("/v1/", "/v1beta/", "/v1beta1/")
+
+
+def dialect_for_path(path: str, user_agent: str = "") -> str:
+    """Which API family answers errors for ``path``."""
+    if path.startswith("/v1/messages"):
+        return "claude"
+    if path.startswith(("/v1beta", "/v1internal")) or (path.startswith("/v1/models/") and ":" in path):
+        return "gemini"
+    if path.startswith("/v1/responses"):
+        return "openai-response"
+    if path == "/v1/models" and user_agent.startswith("claude-cli"):
+        return "claude"
+    return "openai"
+
+
+def extract_key(headers: dict[bytes, bytes], query: bytes) -> list[str]:
+    out: list[str] = []
+    auth = headers.get(b"authorization")
+    if auth:
+        value = auth.decode("latin-1").strip()
+        scheme, _, token = value.partition(" ")
+        out.append(token.strip() if scheme.lower() == "bearer" and token else value)
+    for name in (b"x-goog-api-key", b"x-api-key"):
+        v = headers.get(name)
+        if v:
+            out.append(v.decode("latin-1").strip())
+    if query:
+        for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=False):
+            if k in ("key", "auth_token"):
+                out.append(v)
+    return out
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp, keys: Callable[[], list[str]]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": CORS_HEADERS})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        path: str = scope["path"]
+        keys = self.keys()
+        if keys and path.startswith(_PROTECTED):
+            headers = dict(scope["headers"])
+            candidates = extract_key(headers, scope.get("query_string", b""))
+            if not candidates or not _matches(candidates, keys):
+                ua = headers.get(b"user-agent", b"").decode("latin-1")
+                msg = "Missing API key" if not candidates else "Invalid API key"
+                body = error_body(dialect_for_path(path, ua), 401, msg, "authentication", "invalid_api_key")
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), *CORS_HEADERS],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+
+        async def send_with_cors(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *CORS_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def _matches(candidates: list[str], keys: list[str]) -> bool:
+    ok = False
+    for cand in candidates:
+        c = cand.encode()
+        for key in keys:
+            # Check every key so timing does not reveal which (or whether an early one) matched.
+            ok |= hmac.compare_digest(c, key.encode())
+    return ok

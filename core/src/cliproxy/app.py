@@ -1,0 +1,119 @@
+"""Build the Litestar application from the container."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, head
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+
+from . import __version__
+from .api._di import from_container
+from .api.access import AccessMiddleware, dialect_for_path
+from .api.errors import render_error
+from .api.openai import OpenAIController
+from .container import Container
+from .errors import ProxyError
+from .execute import ExecutionService
+from .logging import get_logger
+from .models import ModelRegistry
+from .pool import CredentialPool
+
+__all__ = ["create_app"]
+
+log = get_logger("cliproxy.app")
+_encode = msgspec.json.encode
+
+ENDPOINTS = [
+    "POST /v1/chat/completions",
+    "POST /v1/completions",
+    "POST /v1/responses",
+    "POST /v1/messages",
+    "POST /v1/messages/count_tokens",
+    "GET /v1/models",
+    "GET /v1beta/models",
+    "POST /v1beta/models/{model}:generateContent",
+    "POST /v1beta/models/{model}:streamGenerateContent",
+    "POST /v1internal:{method}",
+]
+
+
+@get("/", sync_to_thread=False)
+def root() -> Response[bytes]:
+    body = {"message": "CLI Proxy API Server", "name": "cliproxy", "version": __version__, "endpoints": ENDPOINTS}
+    return Response(_encode(body), media_type="application/json")
+
+
+@head("/", sync_to_thread=False)
+def root_head() -> None:
+    """Claude Code probes the base URL with HEAD before its first request."""
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> Response[bytes]:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+def _dialect(request: Request[Any, Any, Any]) -> str:
+    return dialect_for_path(request.url.path, request.headers.get("user-agent", ""))
+
+
+def _proxy_error(request: Request[Any, Any, Any], exc: ProxyError) -> Response[bytes]:
+    status, body, headers = render_error(_dialect(request), exc)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    message = exc.detail or "error"
+    if exc.status_code == 404:
+        message = f"{request.method} {request.url.path} is not a cliproxy endpoint"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    err = ProxyError(exc.status_code, message)
+    return _proxy_error(request, err)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
+    return _proxy_error(request, ProxyError(500, "internal error in cliproxy; see the server log"))
+
+
+def create_app(container: Container) -> Litestar:
+    runtime = container.runtime()  # loads credentials now, so the first request finds them
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        http = container.http()
+        async with AsyncExitStack() as stack:
+            for cm in container.host().lifespans(container):
+                await stack.enter_async_context(cm)
+            try:
+                yield
+            finally:
+                await http.aclose()
+
+    extra_routes, _ = container.host().routes(container)
+    app = Litestar(
+        route_handlers=[root, root_head, healthz, OpenAIController, *extra_routes],
+        dependencies={
+            "execution": from_container(container.execution, ExecutionService),
+            "models": from_container(container.models, ModelRegistry),
+            "pool": from_container(container.pool, CredentialPool),
+        },
+        exception_handlers={
+            ProxyError: _proxy_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        middleware=[DefineMiddleware(AccessMiddleware, keys=lambda: runtime.settings.api_keys)],
+        lifespan=[lifespan],
+        logging_config=None,
+        openapi_config=None,
+        debug=False,
+    )
+    app.state["container"] = container
+    return app

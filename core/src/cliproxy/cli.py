@@ -1,0 +1,207 @@
+"""The ``cliproxy`` command line: serve, plugins list, config check, login."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from . import __version__
+from .config import ConfigError, Settings
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _config_path(explicit: str | None) -> str | None:
+    """``--config``, else ``./config.yaml`` when present, else the embedded default (``None``)."""
+    if explicit:
+        return explicit
+    env = os.environ.get("CLIPROXY_CONFIG")
+    if env:
+        return env
+    return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
+
+
+def _container(config: str | None, overrides: dict[str, Any] | None = None) -> Any:
+    from .container import Container
+
+    container = Container()
+    container.config.from_dict({"config_path": _config_path(config), "overrides": overrides or None})
+    return container
+
+
+def _load(container: Any) -> Settings:
+    try:
+        settings: Settings = container.settings()
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="cliproxy")
+def cli() -> None:
+    """cliproxy: use your AI subscriptions and API keys through the OpenAI, Claude and Gemini APIs."""
+
+
+@cli.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="Path to config.yaml.")
+@click.option("--host", default=None, help="Bind address (default: 127.0.0.1 without api-keys, else all).")
+@click.option("--port", type=int, default=None, help="Port (default: config 'port', 8317).")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default=None, help="Log line format.")
+def serve(config: str | None, host: str | None, port: int | None, log_format: str | None) -> None:
+    """Run the proxy server."""
+    import uvicorn
+
+    from .app import create_app
+    from .logging import configure_logging, get_logger
+
+    configure_logging(json=log_format == "json" if log_format else None)
+    container = _container(config, {"host": host, "port": port})
+    settings = _load(container)
+    configure_logging(
+        debug=settings.debug,
+        json=(log_format or settings.log_format) == "json" if (log_format or settings.log_format) else None,
+        to_file=settings.logging_to_file,
+        log_dir=Path(settings.path).parent / "logs" if settings.path else "logs",
+    )
+    log = get_logger("cliproxy")
+    for warning in settings.warnings:
+        log.warning(warning)
+    for info in container.host().infos.values():
+        if info.error:
+            log.error("plugin skipped", plugin=info.name, error=info.error)
+    if settings.path is None:
+        log.info(
+            "no config.yaml found; running on the built-in defaults. Add credentials with "
+            "'cliproxy login <provider>' or a config.yaml (see README), then restart or pass --config"
+        )
+    app = create_app(container)
+    pool = container.pool()
+    if not pool.credentials():
+        log.warning("no upstream credentials configured yet: every model request will answer 404/503")
+    bind = settings.bind_host
+    if not settings.api_keys and bind not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it",
+                    host=bind)
+    log.info("cliproxy listening", url=f"http://{bind}:{settings.port}", version=__version__,
+             credentials=len(pool.credentials()))
+    uvicorn.run(
+        app,
+        host=bind,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect installed provider plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="Path to config.yaml.")
+def plugins_list(as_json: bool, config: str | None) -> None:
+    """List plugins, their distributions and what each contributes."""
+    from .config import load_settings
+
+    container = _container(config)
+    host = container.host()
+    try:
+        settings = container.settings()
+    except ConfigError:
+        settings = load_settings(None, host.config_sections().items)
+    rows = host.describe(settings)
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(rows)).decode())
+        return
+    for row in rows:
+        dist = f"{row['distribution']} {row['version']}" if row["distribution"] else "(not installed)"
+        kind = " [builtin]" if row["builtin"] else ""
+        click.echo(f"{row['name']}{kind}  {dist}")
+        for label in ("formats", "executors", "providers", "authenticators", "config_keys"):
+            if row[label]:
+                click.echo(f"    {label.replace('_', ' ')}: {', '.join(row[label])}")
+        if row["error"]:
+            click.echo(f"    ERROR: {row['error']}")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Validate configuration."""
+
+
+@config_group.command("check")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="Path to config.yaml.")
+def config_check(config: str | None) -> None:
+    """Validate config.yaml and report problems (exit 2 when invalid)."""
+    container = _container(config)
+    settings = _load(container)
+    for warning in settings.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    creds = container.host().credentials_from_config(settings)
+    where = settings.path or "built-in defaults"
+    click.echo(f"{where}: OK ({len(creds)} credential(s) from config, port {settings.port})")
+
+
+@cli.command()
+@click.argument("provider")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="Path to config.yaml.")
+@click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
+@click.option("--port", "callback_port", type=int, default=None, help="Local OAuth callback port.")
+def login(provider: str, config: str | None, no_browser: bool, callback_port: int | None) -> None:
+    """Log in to PROVIDER and save the credential into auth-dir."""
+    from .credentials_store import save_credential_file
+    from .http import HttpClients
+    from .protocols import LoginOptions
+
+    container = _container(config)
+    settings = _load(container)
+    auths = container.host().authenticators()
+    auth = auths.get(provider)
+    if auth is None:
+        names = ", ".join(sorted(auths)) or "none installed"
+        click.echo(f"error: no login flow for {provider!r} (available: {names})", err=True)
+        sys.exit(2)
+
+    async def run() -> Path:
+        http = HttpClients(settings.proxy_url or None)
+        try:
+            opts = LoginOptions(no_browser=no_browser, callback_port=callback_port, proxy_url=settings.proxy_url)
+            cred = await auth.login(opts, http)
+        finally:
+            await http.aclose()
+        return save_credential_file(settings.auth_path, cred)
+
+    try:
+        path = asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("login cancelled", err=True)
+        sys.exit(130)
+    click.echo(f"saved {path}")
+
+
+def main() -> None:
+    from .logging import configure_logging
+
+    configure_logging()
+    # Plugins may add commands (register_commands); discovery happens once, here.
+    try:
+        from .plugins import PluginHost, make_plugin_manager
+
+        PluginHost(make_plugin_manager()).commands(cli)
+    except Exception as exc:  # a broken plugin must not break the CLI itself
+        click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
+    cli()

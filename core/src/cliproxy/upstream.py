@@ -1,0 +1,130 @@
+"""Shared HTTP executor: POST a translated body, map failures to ``UpstreamError``, stream SSE as it arrives.
+
+Provider plugins subclass :class:`HttpExecutor` and override ``url``/``headers`` (and ``prepare`` for body
+quirks); transport, error mapping, retry hints and incremental SSE parsing live here once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+
+from .api.errors import upstream_message
+from .credentials import Credential
+from .errors import UpstreamError
+from .http import HttpClients
+from .protocols import UpstreamCall, UpstreamResponse
+from .sse import SSEEvent, SSEParser
+
+__all__ = ["HttpExecutor", "retry_after_hint"]
+
+_RESET_AFTER = re.compile(rb"(?:reset after|retry in|try again in)\s+([0-9.]+)\s*(ms|s|seconds?)?", re.I)
+_RETRY_DELAY = re.compile(rb'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([0-9.]+)(ms|s)"')
+_RESETS_IN = re.compile(rb'"resets_in_seconds"\s*:\s*([0-9.]+)')
+
+
+def retry_after_hint(headers: Mapping[str, str], body: bytes) -> float | None:
+    """Seconds until the upstream expects us back: ``Retry-After`` or the provider's own reset hints."""
+    value = headers.get("retry-after")
+    if value:
+        value = value.strip()
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(parsed.timestamp() - time.time(), 0.0)
+    for pat in (_RETRY_DELAY, _RESETS_IN, _RESET_AFTER):
+        m = pat.search(body[:20000])
+        if m:
+            seconds = float(m.group(1))
+            unit = m.group(2) if m.lastindex and m.lastindex >= 2 else None
+            if unit == b"ms":
+                seconds /= 1000
+            return seconds
+    return None
+
+
+class HttpExecutor:
+    name = "http"
+    wire_format = "openai"
+    #: Response header values an upstream needs in error messages are never echoed: only status + message.
+
+    def __init__(self, http: HttpClients) -> None:
+        self.http = http
+
+    # ------------------------------------------------------------------ per-provider hooks
+
+    def url(self, call: UpstreamCall, cred: Credential) -> str:
+        raise NotImplementedError
+
+    def headers(self, call: UpstreamCall, cred: Credential) -> dict[str, str]:
+        return {"Content-Type": "application/json"}
+
+    def prepare(self, call: UpstreamCall, cred: Credential) -> bytes:
+        return call.body
+
+    # ------------------------------------------------------------------ transport
+
+    def _client(self, cred: Credential) -> httpx.AsyncClient:
+        return self.http.client(cred.proxy_url)
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        message = upstream_message(body, f"upstream answered HTTP {status}")
+        return UpstreamError(
+            status, message, body=body, retry_after=retry_after_hint(headers, body) if status == 429 else None
+        )
+
+    async def execute(self, call: UpstreamCall, cred: Credential) -> UpstreamResponse:
+        headers = self.headers(call, cred)
+        try:
+            resp = await self._client(cred).post(self.url(call, cred), content=self.prepare(call, cred),
+                                                 headers=headers)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(504, f"upstream timed out: {type(exc).__name__}", network=True) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"upstream unreachable: {_describe(exc)}", network=True) from None
+        if resp.status_code >= 400:
+            raise self.error(resp.status_code, resp.headers, resp.content)
+        return UpstreamResponse(resp.status_code, resp.content, dict(resp.headers))
+
+    async def stream(self, call: UpstreamCall, cred: Credential) -> AsyncIterator[SSEEvent]:
+        headers = self.headers(call, cred)
+        headers.setdefault("Accept", "text/event-stream")
+        client = self._client(cred)
+        request = client.build_request("POST", self.url(call, cred), content=self.prepare(call, cred),
+                                       headers=headers)
+        started = False
+        try:
+            resp = await client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(504, f"upstream timed out: {type(exc).__name__}", network=True) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"upstream unreachable: {_describe(exc)}", network=True) from None
+        try:
+            if resp.status_code >= 400:
+                body = await resp.aread()
+                raise self.error(resp.status_code, resp.headers, body)
+            parser = SSEParser()
+            async for chunk in resp.aiter_bytes():
+                for ev in parser.feed(chunk):
+                    started = True
+                    yield ev
+            for ev in parser.close():
+                started = True
+                yield ev
+        except httpx.HTTPError as exc:
+            where = "during the stream" if started else "before the stream started"
+            raise UpstreamError(502, f"upstream connection failed {where}: {_describe(exc)}",
+                                network=True) from None
+        finally:
+            await resp.aclose()
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]

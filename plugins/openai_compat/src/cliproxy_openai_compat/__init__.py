@@ -1,0 +1,1 @@
+"""cliproxy provider plugin for OpenAI-compatible Chat Completions upstreams (OpenRouter, vLLM, Ollama ...)."""

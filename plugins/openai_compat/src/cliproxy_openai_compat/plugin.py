@@ -1,0 +1,62 @@
+"""Hook implementations of the openai-compat plugin."""
+
+from __future__ import annotations
+
+from cliproxy import hookimpl
+from cliproxy.config import OpenAICompat, Settings
+from cliproxy.credentials import Credential, ModelAlias, stable_id
+from cliproxy.protocols import Executor, ExecutorServices
+from cliproxy.registries import ExecutorRegistrar
+
+from .executor import OpenAICompatExecutor
+
+EXECUTOR = "openai-compat"
+
+
+@hookimpl
+def register_executors(register: ExecutorRegistrar, settings: Settings) -> None:
+    def factory(services: ExecutorServices) -> Executor:
+        return OpenAICompatExecutor(services.http)
+
+    register(EXECUTOR, factory)
+
+
+def entry_credentials(entry: OpenAICompat) -> list[Credential]:
+    """One credential per key (a key-less entry still yields one, for local servers without auth)."""
+    keys: list[tuple[str | None, str | None]] = [
+        (e.api_key.strip() or None, e.proxy_url.strip() or None) for e in entry.api_key_entries
+    ]
+    if not keys:
+        keys = [(k.strip() or None, None) for k in entry.api_keys if k.strip()]
+    if not keys:
+        keys = [(None, None)]
+    models = tuple(ModelAlias(m.name.strip(), m.alias.strip()) for m in entry.models if m.name or m.alias)
+    out: list[Credential] = []
+    seen: dict[str, int] = {}
+    for key, proxy in keys:
+        cid = stable_id(f"openai-compatibility:{entry.name}", key, entry.base_url, proxy)
+        n = seen.get(cid, 0)
+        seen[cid] = n + 1
+        out.append(
+            Credential(
+                id=cid if n == 0 else f"{cid}-{n}",
+                provider=entry.name.lower(),
+                executor=EXECUTOR,
+                label=entry.name,
+                api_key=key,
+                base_url=entry.base_url,
+                proxy_url=proxy,
+                headers=dict(entry.headers),
+                models=models,
+                attributes={"compat_name": entry.name, "owned_by": entry.name, "model_type": "openai-compatibility"},
+            )
+        )
+    return out
+
+
+@hookimpl
+def credentials_from_config(settings: Settings) -> list[Credential]:
+    out: list[Credential] = []
+    for entry in settings.openai_compatibility:
+        out.extend(entry_credentials(entry))
+    return out
