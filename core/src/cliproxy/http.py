@@ -7,6 +7,7 @@ proxy they go through; a credential's own ``proxy-url`` wins over the global ``p
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import httpx
 
@@ -17,9 +18,17 @@ _LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=128, keep
 
 
 class HttpClients:
-    def __init__(self, default_proxy: str | None = None, *, timeout: httpx.Timeout = _TIMEOUT) -> None:
+    def __init__(
+        self,
+        default_proxy: str | None = None,
+        *,
+        timeout: httpx.Timeout = _TIMEOUT,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
         self.default_proxy = default_proxy or None
         self._timeout = timeout
+        # The OS trust store (and SSL_CERT_FILE), so corporate CAs and TLS-inspecting proxies work.
+        self._verify = verify or ssl.create_default_context()
         self._clients: dict[str | None, httpx.AsyncClient] = {}
         self._closed: list[httpx.AsyncClient] = []
 
@@ -28,11 +37,16 @@ class HttpClients:
         key = proxy_url or self.default_proxy
         c = self._clients.get(key)
         if c is None:
+            # An https:// proxy gets its own TLS handshake: it must trust the same CAs as upstream calls.
+            proxy = None
+            if key:
+                proxy = httpx.Proxy(key, ssl_context=self._verify) if key.startswith("https:") else httpx.Proxy(key)
             c = httpx.AsyncClient(
-                proxy=key,
+                proxy=proxy,
                 timeout=self._timeout,
                 limits=_LIMITS,
                 follow_redirects=False,
+                verify=self._verify,
                 trust_env=key is None,
             )
             self._clients[key] = c

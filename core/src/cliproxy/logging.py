@@ -81,10 +81,11 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
         _redact_processor,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json or to_file else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json or to_file else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -71,7 +71,10 @@ class HttpExecutor:
     # ------------------------------------------------------------------ transport
 
     def _client(self, cred: Credential) -> httpx.AsyncClient:
-        return self.http.client(cred.proxy_url)
+        try:
+            return self.http.client(cred.proxy_url)
+        except Exception as exc:  # bad proxy-url: a configuration problem, reported without the URL's secrets
+            raise UpstreamError(502, f"cannot use the configured proxy-url: {exc}", network=True) from None
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         message = upstream_message(body, f"upstream answered HTTP {status}")
