@@ -33,7 +33,7 @@ def _container(config: str | None, overrides: dict[str, Any] | None = None) -> A
     from .container import Container
 
     container = Container()
-    container.config.from_dict({"config_path": _config_path(config), "overrides": overrides or None})
+    container.config.from_dict({"config_path": _config_path(config), "cli_overrides": overrides or None})
     return container
 
 

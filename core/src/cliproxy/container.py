@@ -18,7 +18,9 @@ from .models import ModelRegistry
 from .plugins import PluginHost, make_plugin_manager
 from .pool import CooldownPolicy, CredentialPool
 from .protocols import Executor, ExecutorServices
+from .refresh import TokenRefresher
 from .runtime import Runtime, retry_policy
+from .watch import ReloadWatcher
 
 __all__ = ["Container"]
 
@@ -36,15 +38,29 @@ def _formats(host: PluginHost) -> dict[str, Codec]:
     return dict(host.formats().items)
 
 
-def _executors(host: PluginHost, http: HttpClients, settings: Settings) -> dict[str, Executor]:
-    services = ExecutorServices(http=http, settings=settings)
+def _executors(host: PluginHost, services: ExecutorServices, settings: Settings) -> dict[str, Executor]:
+    # Config reloads swap ``services.settings``, so executors that keep ``services`` see the new values.
     return {name: factory(services) for name, factory in host.executors(settings).items.items()}
 
 
 def _runtime(
-    host: PluginHost, settings: Settings, pool: CredentialPool, registry: ModelRegistry, http: HttpClients
+    host: PluginHost,
+    settings: Settings,
+    pool: CredentialPool,
+    registry: ModelRegistry,
+    http: HttpClients,
+    services: ExecutorServices,
+    overrides: Mapping[str, Any] | None,
 ) -> Runtime:
-    rt = Runtime(host=host, settings=settings, pool=pool, registry=registry, http=http)
+    rt = Runtime(
+        host=host,
+        settings=settings,
+        pool=pool,
+        registry=registry,
+        http=http,
+        overrides=overrides,
+        services=services,
+    )
     rt.load()
     return rt
 
@@ -55,9 +71,11 @@ def _execution(
     executors: dict[str, Executor],
     formats: dict[str, Codec],
     host: PluginHost,
-    settings: Settings,
+    runtime: Runtime,
+    refresher: TokenRefresher,
 ) -> ExecutionService:
-    return ExecutionService(
+    settings = runtime.settings  # the live settings: a reload may have happened before the first request
+    svc = ExecutionService(
         registry=registry,
         pool=pool,
         executors=executors,
@@ -65,23 +83,43 @@ def _execution(
         fallbacks=dict(host.quota_fallbacks(settings).items),
         retry=retry_policy(settings),
     )
+    svc.reauthorize = refresher.on_unauthorized
+    runtime.bind_execution(svc)
+    return svc
+
+
+def _refresher(host: PluginHost, runtime: Runtime) -> TokenRefresher:
+    return TokenRefresher(runtime, dict(host.authenticators().items))
 
 
 class Container(containers.DeclarativeContainer):
-    #: Bootstrap values: ``config_path`` and ``overrides`` (CLI ``--host``/``--port``).
+    #: Bootstrap values: ``config_path`` and ``cli_overrides`` (CLI ``--host``/``--port``).
     config = providers.Configuration()
 
     plugin_manager = providers.Singleton(make_plugin_manager)
     host = providers.Singleton(PluginHost, pm=plugin_manager)
-    settings = providers.Singleton(_settings, host=host, path=config.config_path, overrides=config.overrides)
+    settings = providers.Singleton(_settings, host=host, path=config.config_path, overrides=config.cli_overrides)
     http = providers.Singleton(HttpClients, default_proxy=settings.provided.proxy_url)
     formats = providers.Singleton(_formats, host=host)
     models = providers.Singleton(_registry, host=host, settings=settings)
     pool = providers.Singleton(
-        CredentialPool, policy=providers.Factory(CooldownPolicy, disable_cooling=settings.provided.disable_cooling)
+        CredentialPool,
+        policy=providers.Factory(CooldownPolicy, disable_cooling=settings.provided.disable_cooling),
     )
-    executors = providers.Singleton(_executors, host=host, http=http, settings=settings)
-    runtime = providers.Singleton(_runtime, host=host, settings=settings, pool=pool, registry=models, http=http)
+    services = providers.Singleton(ExecutorServices, http=http, settings=settings)
+    executors = providers.Singleton(_executors, host=host, services=services, settings=settings)
+    runtime = providers.Singleton(
+        _runtime,
+        host=host,
+        settings=settings,
+        pool=pool,
+        registry=models,
+        http=http,
+        services=services,
+        overrides=config.cli_overrides,
+    )
+    refresher = providers.Singleton(_refresher, host=host, runtime=runtime)
+    watcher = providers.Singleton(ReloadWatcher, runtime=runtime)
     execution = providers.Singleton(
         _execution,
         registry=models,
@@ -89,5 +127,6 @@ class Container(containers.DeclarativeContainer):
         executors=executors,
         formats=formats,
         host=host,
-        settings=settings,
+        runtime=runtime,
+        refresher=refresher,
     )

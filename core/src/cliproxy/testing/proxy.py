@@ -38,7 +38,7 @@ def build_container(
     overrides: dict[str, Any] | None = None,
 ) -> Container:
     container = Container()
-    container.config.from_dict({"config_path": str(config_path), "overrides": overrides})
+    container.config.from_dict({"config_path": str(config_path), "cli_overrides": overrides})
     extra = list(plugins)
     container.plugin_manager.override(
         providers.Singleton(make_plugin_manager, entry_points=entry_points, extra=extra)
