@@ -81,7 +81,7 @@ def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) ->
             time.sleep(0.05)
         # No api-keys: open to localhost only, models answer in OpenAI shape.
         r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={"model": "x", "messages": []})
-        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+        assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_found"
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

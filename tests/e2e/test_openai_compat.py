@@ -193,9 +193,9 @@ async def test_upstream_error_keeps_status_and_body(fake: tuple[FakeOpenAIChat, 
 
 
 async def test_unknown_model_names_the_model(proxy: ProxyHandle) -> None:
-    with pytest.raises(openai.NotFoundError) as exc:
+    with pytest.raises(openai.BadRequestError) as exc:
         await client(proxy).chat.completions.create(model="no-such-model", messages=[])
-    assert "no-such-model" in str(exc.value)
+    assert "unknown provider for model no-such-model" in str(exc.value)
 
 
 async def test_malformed_body_is_a_clear_400(proxy: ProxyHandle) -> None:

@@ -14,7 +14,10 @@ from litestar.middleware import DefineMiddleware
 from . import __version__
 from .api._di import from_container
 from .api.access import AccessMiddleware, dialect_for_path
+from .api.claude import ClaudeController
+from .api.codeassist import CODE_ASSIST_HANDLERS
 from .api.errors import render_error
+from .api.gemini import GeminiController, GeminiV1Controller
 from .api.openai import OpenAIController
 from .container import Container
 from .errors import ProxyError
@@ -88,17 +91,37 @@ def create_app(container: Container) -> Litestar:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         http = container.http()
+        container.execution()  # binds the on-demand token refresh and the live retry policy
+        # Hot reload and background token refresh; bootstrap config ``hot_reload: False`` turns both off.
+        background = container.config.get("hot_reload") is not False
+        watcher, refresher = container.watcher(), container.refresher()
         async with AsyncExitStack() as stack:
             for cm in container.host().lifespans(container):
                 await stack.enter_async_context(cm)
+            if background:
+                watcher.start()
+                refresher.start()
             try:
                 yield
             finally:
+                if background:
+                    await watcher.stop()
+                    await refresher.stop()
                 await http.aclose()
 
     extra_routes, _ = container.host().routes(container)
     app = Litestar(
-        route_handlers=[root, root_head, healthz, OpenAIController, *extra_routes],
+        route_handlers=[
+            root,
+            root_head,
+            healthz,
+            OpenAIController,
+            ClaudeController,
+            GeminiController,
+            GeminiV1Controller,
+            *CODE_ASSIST_HANDLERS,
+            *extra_routes,
+        ],
         dependencies={
             "execution": from_container(container.execution, ExecutionService),
             "models": from_container(container.models, ModelRegistry),

@@ -4,14 +4,40 @@ Per request: resolve the model to providers, pick a credential (round-robin, ski
 the body into the executor's dialect (raw pass-through when client and upstream speak the same one), call the
 upstream, translate back. Streams are peeked for their first event so failures before the first byte can still
 fail over; after that, errors are sent in-band in the client's dialect.
+
+Retry semantics (``request-retry: N``, ``max-retry-interval: S``, ``quota-exceeded.*``):
+
+* **Client errors** (400, 404, 413, 422 and any other 4xx not listed below) are the request's fault: the
+  client gets them after exactly one upstream call, and the credential is not penalised.
+* **Failover within a sweep** (always on, even with ``request-retry: 0``, as the reference did): a failure
+  specific to the credential (401, 402, 403, 429) or to the upstream (408, 5xx, network) cools that credential
+  (see ``pool``) and the request moves on to the next available credential of the provider, then of the next
+  provider serving the model. Each credential is tried at most once per sweep. With
+  ``quota-exceeded.switch-project: false`` a 429 is answered at once instead of failing over; with
+  ``switch-preview-model`` the provider's quota fallback (``register_quota_fallbacks``) first retries the same
+  credential on its fallback models.
+* **Retry sweeps** (``request-retry``): when a sweep ran out of credentials, up to N more sweeps follow.
+  Before sweep k (k = 1..N) the request waits ``max(backoff, time until a credential recovers)`` with
+  backoff = 0.5 s x 2^(k-1) (+0-20 % jitter); credentials that failed *in this request* with a retryable
+  status (403, 408, 5xx, network) count as recovered after the backoff, so a flaky upstream is retried on the
+  same credential, while 429/401 cooldowns (and Retry-After hints) are waited out. Waiting is bounded: the sum
+  of waits never exceeds ``max-retry-interval`` seconds; if the next wait would, the request gives up at once.
+* **Streams** fail over only before their first event; once a byte was sent to the client, an upstream failure
+  becomes an in-band error event and the credential is marked failed.
+* **Giving up**: the client gets the last upstream error, except that a 429 seen during the request wins over
+  auth/server errors of other credentials (the client should come back, not fix its key); a 429 carries
+  ``Retry-After`` = seconds until the earliest credential recovers. If no upstream call was possible because
+  every credential is cooling, the answer is 429 ``model_cooldown`` with that ``Retry-After``.
+* **OAuth 401**: when a credential with an authenticator answers 401, its token is refreshed once (single
+  flight, see ``refresh``) and the call is repeated on the refreshed credential before failing over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +53,8 @@ from .models import ModelRegistry
 from .pool import CredentialPool
 from .protocols import Executor, UpstreamCall
 from .registries import QuotaFallback
-from .sse import SSEEvent, frame
+from .sse import DONE, SSEEvent, frame
+from .tokens import count_body, estimate_request, upstream_count
 
 __all__ = ["Answer", "ExecutionService", "RequestContext", "RetryPolicy", "StreamAnswer"]
 
@@ -35,6 +62,10 @@ log = get_logger("cliproxy.execute")
 
 #: Statuses caused by the request itself: answered after one upstream call, never retried elsewhere.
 CLIENT_ERRORS = frozenset({400, 404, 413, 422})
+#: Statuses ``request-retry`` retries on the same credential after a backoff (429 waits for its cooldown).
+RETRYABLE = frozenset({403, 408, 500, 502, 503, 504, 529})
+#: Statuses that move the request to the next credential (429 only with ``switch-project``).
+FAILOVER = frozenset({401, 402, 403, 408, 429})
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
 
@@ -76,7 +107,7 @@ class RetryPolicy:
     switch_on_quota: bool = True
     #: ``quota-exceeded.switch-preview-model``: provider fallbacks on 429.
     quota_fallbacks: bool = True
-    backoff_base: float = 0.25
+    backoff_base: float = 0.5
 
 
 class _Attempt:
@@ -121,6 +152,9 @@ class ExecutionService:
         self.formats = formats
         self.fallbacks = fallbacks or {}
         self.retry = retry or RetryPolicy()
+        #: On-demand token refresh after a 401 (``refresh.TokenRefresher.on_unauthorized``); returns the
+        #: refreshed credential or ``None``.
+        self.reauthorize: Callable[[Credential], Awaitable[Credential | None]] | None = None
 
     # ------------------------------------------------------------------ entry point
 
@@ -131,57 +165,90 @@ class ExecutionService:
             raise ProxyError(400, "the request has no model", code="model_required")
         providers = self.registry.providers_for(model)
         if not providers:
-            raise ProxyError(404, f"unknown provider for model {model}", code="model_not_found")
+            raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
         attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream)
-        last: ProxyError | None = None
-        sweeps = 1 + max(self.retry.request_retry, 0)
-        deadline = time.monotonic() + self.retry.max_retry_interval
+        policy = self.retry  # a reload swaps the policy; this request keeps the one it started with
+        sweeps = 1 + max(policy.request_retry, 0)
+        budget = max(policy.max_retry_interval, 0.0)
+        last: UpstreamError | None = None
+        quota: UpstreamError | None = None
+        no_cred: NoCredentialError | None = None
+        #: Credentials that failed in this request with a retryable status: eligible again in retry sweeps.
+        retryable: set[str] = set()
         for sweep in range(sweeps):
             tried: set[str] = set()
+            allow = frozenset(retryable) if sweep else frozenset()
             for provider in self.pool.rotate_providers(model, providers):
                 while True:
                     try:
-                        cred = self.pool.pick(provider, model, tried, self.registry.serves)
+                        cred = self.pool.pick(provider, model, tried, self.registry.serves, allow)
                     except NoCredentialError as exc:
-                        if last is None or not isinstance(last, UpstreamError):
-                            last = exc
+                        no_cred = _worse(no_cred, exc)
                         break
                     tried.add(cred.id)
                     try:
                         return await self._call(attempt, cred, ctx)
                     except UpstreamError as exc:
                         last = exc
-                        if not self._should_fail_over(exc):
-                            raise
+                        if exc.status == 429:
+                            quota = exc
+                        if not self._should_fail_over(exc, policy):
+                            raise self._final(exc, model, providers) from None
+                        if exc.network or exc.status in RETRYABLE:
+                            retryable.add(cred.id)
+                        log.info(
+                            "failing over", model=model, credential=cred.label or cred.id, status=exc.status,
+                            sweep=sweep,
+                        )
             if sweep + 1 >= sweeps:
                 break
-            wait = self._wait_before_sweep(model, providers, sweep)
-            if wait is None or time.monotonic() + wait > deadline:
+            wait = self._wait_before_sweep(model, providers, sweep, frozenset(retryable), policy)
+            if wait is None or wait > budget:
                 break
-            log.info("retrying after cooldown", model=model, wait=round(wait, 2), sweep=sweep + 1)
+            budget -= wait
+            log.info("retrying", model=model, wait=round(wait, 2), sweep=sweep + 1)
             await asyncio.sleep(wait)
-        assert last is not None
-        raise last
+        err: ProxyError | None = quota or last or no_cred
+        assert err is not None
+        raise self._final(err, model, providers)
 
-    def _should_fail_over(self, exc: UpstreamError) -> bool:
+    def _should_fail_over(self, exc: UpstreamError, policy: RetryPolicy | None = None) -> bool:
+        """Move on to the next credential? Client errors, and 429 without switch-project, are answered."""
+        policy = policy or self.retry
         if exc.network:
             return True
-        if exc.status in CLIENT_ERRORS:
-            return False
-        if exc.status == 429 and not self.retry.switch_on_quota:
-            return False
-        return exc.status in (401, 402, 403, 408, 429) or exc.status >= 500
+        if exc.status == 429:
+            return policy.switch_on_quota
+        return exc.status in FAILOVER or exc.status >= 500
 
-    def _wait_before_sweep(self, model: str, providers: list[str], sweep: int) -> float | None:
+    def _wait_before_sweep(
+        self,
+        model: str,
+        providers: list[str],
+        sweep: int,
+        retryable: frozenset[str] = frozenset(),
+        policy: RetryPolicy | None = None,
+    ) -> float | None:
+        """Seconds to sleep before retry sweep ``sweep + 1``; ``None`` when no credential will recover."""
+        policy = policy or self.retry
         best: float | None = None
         for p in providers:
-            w = self.pool.next_recovery(p, model, self.registry.serves)
+            w = self.pool.next_recovery(p, model, self.registry.serves, retryable)
             if w is not None:
                 best = w if best is None else min(best, w)
         if best is None:
             return None
-        backoff = self.retry.backoff_base * (2**sweep) * (1 + random.random() * 0.2)
+        backoff = policy.backoff_base * (2.0**sweep) * (1 + random.random() * 0.2)
         return max(best, backoff)
+
+    def _final(self, exc: ProxyError, model: str, providers: list[str]) -> ProxyError:
+        """The error the client gets; a 429 tells it when the first credential recovers."""
+        if isinstance(exc, UpstreamError) and exc.status == 429 and "Retry-After" not in exc.headers:
+            waits = [w for p in providers if (w := self.pool.next_recovery(p, model, self.registry.serves))]
+            wait = min(waits) if waits else exc.retry_after
+            if wait is not None and wait > 0:
+                exc.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        return exc
 
     # ------------------------------------------------------------------ one credential
 
@@ -192,6 +259,7 @@ class ExecutionService:
         upstream_model = cred.upstream_model(attempt.model)
         fallback = self.fallbacks.get(cred.provider) if self.retry.quota_fallbacks else None
         n = 0
+        reauthorized = False
         while True:
             call = self._build_call(attempt, executor, upstream_model, ctx)
             try:
@@ -208,6 +276,19 @@ class ExecutionService:
                         log.info("quota fallback", provider=cred.provider, model=upstream_model, next=nxt)
                         upstream_model, n = nxt, n + 1
                         continue
+                if exc.status == 401 and not reauthorized and self.reauthorize is not None and cred.metadata:
+                    reauthorized = True
+                    fresh = await self.reauthorize(cred)
+                    if fresh is not None:
+                        log.info("retrying with a refreshed token", provider=cred.provider,
+                                 credential=cred.label or cred.id)
+                        cred = fresh
+                        continue
+                if not exc.network and 400 <= exc.status < 500 and exc.status not in FAILOVER:
+                    # The request's fault: the credential is fine, nothing to record against it.
+                    log.info("upstream rejected the request", provider=cred.provider, model=attempt.model,
+                             status=exc.status)
+                    raise
                 self.pool.mark_failure(cred.id, attempt.model, exc.status, exc.message, exc.retry_after)
                 log.warning(
                     "upstream error",
@@ -215,6 +296,7 @@ class ExecutionService:
                     credential=cred.label or cred.id,
                     model=attempt.model,
                     status=exc.status,
+                    network=exc.network or None,
                 )
                 raise
 
@@ -241,17 +323,37 @@ class ExecutionService:
         )
 
     async def _unary(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
+        wire = executor.wire_format
+        if call.action == "count_tokens":
+            return await self._count(attempt, executor, call, cred)
         resp = await executor.execute(call, cred)
-        if executor.wire_format == attempt.client_format or call.action != "generate":
+        if wire == attempt.client_format:
             return Answer(200, resp.body, _passthrough_headers(resp.headers))
         client = attempt.client
         assert client is not None
         try:
-            ir_resp = self.formats[executor.wire_format].decode_response(resp.body)
-        except CodecError as exc:
+            ir_resp = self.formats[wire].decode_response(resp.body)
+        except (CodecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamError(502, f"upstream answered an unreadable body: {exc}") from None
         ir_resp.model = attempt.model
         return Answer(200, client.encode_response(ir_resp))
+
+    async def _count(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
+        """Token counting: the upstream's own count endpoint when it has one, else a local estimate."""
+        wire = executor.wire_format
+        if getattr(executor, "counts_tokens", wire in _COUNTING_WIRES):
+            resp = await executor.execute(call, cred)
+            if wire == attempt.client_format:
+                return Answer(200, resp.body, _passthrough_headers(resp.headers))
+            n = upstream_count(resp.body)
+            if n is None:
+                raise UpstreamError(502, "upstream answered the token count in an unknown shape")
+            return Answer(200, count_body(attempt.client_format, n))
+        try:
+            n = estimate_request(attempt.ir())
+        except ProxyError:
+            n = max(1, len(attempt.body) // 4)
+        return Answer(200, count_body(attempt.client_format, n))
 
     async def _stream(
         self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential
@@ -273,13 +375,23 @@ class ExecutionService:
     async def _relay(
         self, attempt: _Attempt, upstream: AsyncIterator[SSEEvent], first: SSEEvent, cred: Credential
     ) -> AsyncIterator[bytes]:
-        """Same dialect: re-frame each upstream event as it arrives."""
+        """Same dialect: re-frame each upstream event as it arrives (checked for a proper ending)."""
         ok = False
+        check = _RelayCheck(attempt.client_format)
         try:
-            yield frame(first.data, first.event)
-            async for ev in upstream:
-                yield frame(ev.data, ev.event)
-            ok = True
+            ev: SSEEvent | None = first
+            while ev is not None:
+                if check.forward(ev):
+                    yield frame(ev.data, ev.event)
+                if check.done:
+                    break
+                ev = await anext(upstream, None)
+            tail = check.finish()
+            if tail is None:
+                ok = True
+            else:
+                self.pool.mark_failure(cred.id, attempt.model, 502, "truncated stream")
+                yield tail
         except UpstreamError as exc:
             self.pool.mark_failure(cred.id, attempt.model, exc.status, exc.message, exc.retry_after)
             yield stream_error_bytes(attempt.client_format, exc)
@@ -308,9 +420,7 @@ class ExecutionService:
             while ev is not None:
                 out = b""
                 for e in decoder.feed(ev):
-                    if isinstance(e, ir.Finish):
-                        finished = True
-                    elif isinstance(e, ir.Error):
+                    if isinstance(e, ir.Finish) or isinstance(e, ir.Error):
                         finished = True
                     out += encoder.encode(e)
                 if out:
@@ -336,6 +446,17 @@ class ExecutionService:
             await _aclose(upstream)
             if ok:
                 self.pool.mark_success(cred.id, attempt.model)
+
+
+def _worse(old: NoCredentialError | None, new: NoCredentialError) -> NoCredentialError:
+    """Of two providers' selection errors keep the most useful: cooling (429, with a wait) over not-found."""
+    if old is None:
+        return new
+    if new.status == 429 and old.status == 429:
+        return new if (new.retry_after or 0.0) < (old.retry_after or 0.0) else old
+    if new.status == 429 or (old.code == "auth_not_found" and new.code != "auth_not_found"):
+        return new
+    return old
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:
@@ -375,3 +496,52 @@ def _passthrough_headers(headers: Mapping[str, str]) -> dict[str, str]:
         if k.lower() not in _HOP_HEADERS
         and (k.lower().startswith(("x-ratelimit", "anthropic-ratelimit", "x-request-id", "request-id", "openai-")))
     }
+
+
+_COUNTING_WIRES = frozenset({"claude", "gemini", "gemini-cli"})
+_OPENAI_FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
+_GEMINI_FINISH = re.compile(rb'"finishReason"\s*:\s*"')
+_RESPONSES_END = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
+
+class _RelayCheck:
+    """Pass-through hygiene: drop what strict clients choke on and notice streams that end early."""
+
+    __slots__ = ("dialect", "done", "finished")
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.done = False
+        self.finished = False
+
+    def forward(self, ev: SSEEvent) -> bool:
+        d = self.dialect
+        if d == "openai":
+            if ev.data == DONE:
+                self.done = self.finished = True
+                return True
+            if not self.finished and _OPENAI_FINISH.search(ev.data):
+                self.finished = True
+            return ev.event is None or ev.event == "error"
+        if d == "openai-response":
+            name = ev.event or ""
+            if name in _RESPONSES_END:
+                self.finished = self.done = True
+            # Vendor events (codex.rate_limits ...) break strict Responses clients.
+            return not name or name.startswith("response.") or name == "error"
+        if d == "claude":
+            if ev.event in ("message_stop", "error"):
+                self.finished = self.done = True
+            return True
+        if not self.finished and (_GEMINI_FINISH.search(ev.data) or ev.data.startswith(b'{"error"')):
+            self.finished = True
+        return True
+
+    def finish(self) -> bytes | None:
+        """``None`` when the stream ended properly, else the bytes that close it honestly."""
+        if self.dialect == "openai" and self.finished and not self.done:
+            return frame(DONE)  # some compatible servers omit the terminator after a finished choice
+        if self.finished:
+            return None
+        err = UpstreamError(502, "upstream stream ended before the response was complete", network=True)
+        return stream_error_bytes(self.dialect, err)

@@ -8,7 +8,9 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 
+from ..errors import ProxyError
 from .common import Exec, Models, Pool, context, probe, to_response, visible_models
+from .legacy import completion_request, completion_response
 
 __all__ = ["OpenAIController"]
 
@@ -55,3 +57,23 @@ class OpenAIController(Controller):
         p = probe(body)
         result = await execution.handle("openai", body, p.model or "", p.stream is True, context(request))
         return to_response(result)
+
+    @post("/responses", status_code=200)
+    async def responses(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
+        body = await request.body()
+        p = probe(body)
+        result = await execution.handle(
+            "openai-response", body, p.model or "", p.stream is True, context(request)
+        )
+        return to_response(result)
+
+    @post("/completions", status_code=200)
+    async def completions(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
+        """Legacy text completions, served through the chat pipeline."""
+        body = await request.body()
+        p = probe(body)
+        if not p.model:
+            raise ProxyError(400, "model: required")
+        chat = completion_request(body)
+        result = await execution.handle("openai", chat, p.model, p.stream is True, context(request))
+        return to_response(completion_response(result))
