@@ -54,6 +54,7 @@ from .pool import CredentialPool
 from .protocols import Executor, UpstreamCall
 from .registries import QuotaFallback
 from .sse import DONE, SSEEvent, frame
+from .thinking import split_thinking_suffix
 from .tokens import count_body, estimate_request, upstream_count
 
 __all__ = ["Answer", "ExecutionService", "RequestContext", "RetryPolicy", "StreamAnswer"]
@@ -113,7 +114,7 @@ class RetryPolicy:
 class _Attempt:
     """Translation state shared by the attempts of one request (the IR is decoded at most once)."""
 
-    __slots__ = ("body", "client", "client_format", "ir_req", "model", "stream")
+    __slots__ = ("body", "client", "client_format", "ir_req", "model", "reasoning_override", "stream")
 
     def __init__(self, client_format: str, client: Codec | None, body: bytes, model: str, stream: bool) -> None:
         self.client_format = client_format
@@ -122,6 +123,8 @@ class _Attempt:
         self.model = model
         self.stream = stream
         self.ir_req: ir.Request | None = None
+        #: Thinking settings from a model-name suffix; they win over the body's.
+        self.reasoning_override: ir.ReasoningConfig | None = None
 
     def ir(self) -> ir.Request:
         if self.ir_req is None:
@@ -132,6 +135,8 @@ class _Attempt:
             except CodecError as exc:
                 raise ProxyError(400, str(exc)) from None
             self.ir_req.stream = self.stream
+            if self.reasoning_override is not None:
+                self.ir_req.reasoning = self.reasoning_override
         return self.ir_req
 
 
@@ -164,9 +169,16 @@ class ExecutionService:
         if not model:
             raise ProxyError(400, "the request has no model", code="model_required")
         providers = self.registry.providers_for(model)
+        override: ir.ReasoningConfig | None = None
         if not providers:
-            raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
+            # ``gemini-2.5-pro-thinking-4096`` / ``gpt-5-high``: route the base model with that thinking setting.
+            base, override = split_thinking_suffix(model)
+            providers = self.registry.providers_for(base) if override is not None else []
+            if not providers:
+                raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
+            model = base
         attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream)
+        attempt.reasoning_override = override
         policy = self.retry  # a reload swaps the policy; this request keeps the one it started with
         sweeps = 1 + max(policy.request_retry, 0)
         budget = max(policy.max_retry_interval, 0.0)
@@ -304,7 +316,7 @@ class ExecutionService:
         self, attempt: _Attempt, executor: Executor, upstream_model: str, ctx: RequestContext
     ) -> UpstreamCall:
         wire = executor.wire_format
-        if wire == attempt.client_format:
+        if wire == attempt.client_format and attempt.reasoning_override is None:
             body = _rewrite_model(attempt.body, wire, upstream_model)
         else:
             codec = self.formats.get(wire)

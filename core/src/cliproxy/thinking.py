@@ -1,8 +1,9 @@
 """Thinking controls shared by every codec: effort levels, token budgets and model-name suffixes.
 
-Dialects disagree on how thinking is requested: OpenAI chat and Responses send an *effort* word, Claude and Gemini
-a token *budget*. The IR keeps whichever form the client used (``ReasoningConfig.effort`` or ``.budget``) and each
-target codec converts with the two functions below, so all codecs agree on one table (spec §4.0.3):
+Dialects disagree on how thinking is requested: OpenAI chat and Responses send an *effort* word, Claude and
+Gemini a token *budget*. The IR keeps whichever form the client used (``ReasoningConfig.effort`` or
+``.budget``) and each target codec converts with the functions below, so all codecs agree on one table
+(spec §4.0.3):
 
 =========  ==========  ============================================================================
 effort     budget      notes
@@ -18,8 +19,8 @@ auto       -1          dynamic: the model decides (Claude targets substitute 819
 
 Any other effort word maps to ``-1`` (the reference treats unknown efforts as dynamic).
 
-The reverse direction picks the *nearest band* so that every common budget lands on an effort every OpenAI-style
-upstream accepts (``minimal`` and ``xhigh`` are model-specific, so they are never produced):
+The reverse direction uses bands so that every common budget lands on an effort every OpenAI-style upstream
+accepts (``minimal`` and ``xhigh`` are model-specific, so they are never produced):
 
 ===============  ======
 budget           effort
@@ -127,7 +128,9 @@ def normalize_budget(budget: int, support: ThinkingSupport | None) -> int:
     return max(support.min, min(support.max, budget))
 
 
-_GPT5_EFFORT = re.compile(r"^(gpt-5)-(minimal|low|medium|high)$|^(gpt-5-codex)-(low|medium|high)$", re.IGNORECASE)
+_GPT5_EFFORT = re.compile(
+    r"^(gpt-5)-(minimal|low|medium|high)$|^(gpt-5-codex)-(low|medium|high)$", re.IGNORECASE
+)
 _THINKING_INFIX = "-thinking-"
 _NOTHINKING = "-nothinking"
 
@@ -135,12 +138,14 @@ _NOTHINKING = "-nothinking"
 def split_thinking_suffix(model: str) -> tuple[str, ReasoningConfig | None]:
     """Strip a thinking suffix from a client model name (spec §2.2, providers spec §1.9).
 
-    * ``gemini-…-nothinking`` → budget 0 and no thoughts (128 for ``gemini-2.5-pro``, which cannot disable thinking).
-    * ``gemini-…-thinking-<digits>[…]`` (last occurrence) → that budget; thoughts setting left to the request.
-    * ``gpt-5-<minimal|low|medium|high>`` / ``gpt-5-codex-<low|medium|high>`` → the base model plus that effort.
+    * ``gemini-…-nothinking`` → budget 0 and no thoughts (128 for ``gemini-2.5-pro``, which cannot turn
+      thinking off).
+    * ``gemini-…-thinking-<digits>[…]`` (last occurrence) → that budget; thoughts left to the request.
+    * ``gpt-5-<minimal|low|medium|high>`` / ``gpt-5-codex-<low|medium|high>`` → base model plus that effort.
 
-    Returns ``(model, None)`` when there is no suffix, so callers can use the result unconditionally. The returned
-    config *overrides* whatever the request body asked for: the suffix is the more specific instruction.
+    Returns ``(model, None)`` when there is no suffix, so callers can use the result unconditionally. The
+    returned config *overrides* whatever the request body asked for: the suffix is the more specific
+    instruction.
     """
     lower = model.lower()
     if lower.startswith("gemini-"):

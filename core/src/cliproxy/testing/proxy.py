@@ -40,9 +40,7 @@ def build_container(
     container = Container()
     container.config.from_dict({"config_path": str(config_path), "cli_overrides": overrides})
     extra = list(plugins)
-    container.plugin_manager.override(
-        providers.Singleton(make_plugin_manager, entry_points=entry_points, extra=extra)
-    )
+    container.plugin_manager.override(providers.Singleton(make_plugin_manager, entry_points=entry_points, extra=extra))
     return container
 
 
