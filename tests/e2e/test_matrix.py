@@ -9,7 +9,6 @@ against the providers' SDK types. Scenarios: text (stream and not), a full tool 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,88 +17,29 @@ import httpx
 import msgspec
 import openai
 import pytest
-import pytest_asyncio
+from cliproxy.testing import (
+    Reply,
+    ToolCall,
+)
+from cliproxy.testing.proxy import ProxyHandle
 from google import genai
 from google.genai import types as gt
 
-from cliproxy.testing import (
-    FakeClaude,
-    FakeGemini,
-    FakeOpenAIChat,
-    FakeOpenAIResponses,
-    FakeUpstream,
-    Reply,
-    ToolCall,
-    serve_on_loopback,
-)
-from cliproxy.testing.proxy import ProxyHandle, run_proxy
+KEY = "sk-matrix-client"  # the client key configured by the ``env`` fixture (tests/e2e/conftest.py)
+UPSTREAMS = ["openai", "responses", "claude", "gemini"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-KEY = "sk-matrix-client"
 # 1x1 red PNG
 PNG_B64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 )
-UPSTREAMS = {
-    "openai": "m-openai",
-    "responses": "gpt-5",
-    "claude": "m-claude",
-    "gemini": "gemini-2.5-flash",
-}
 CLIENTS = ["openai", "responses", "claude", "gemini", "gemini-cli"]
 WEATHER_SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string", "description": "City name"}},
     "required": ["city"],
 }
-
-
-@dataclass
-class Env:
-    proxy: ProxyHandle
-    fakes: dict[str, FakeUpstream]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env() -> AsyncIterator[Env]:
-    fakes: dict[str, FakeUpstream] = {
-        "openai": FakeOpenAIChat(keys=["up-openai"]),
-        "responses": FakeOpenAIResponses(keys=["up-codex"]),
-        "claude": FakeClaude(keys=["up-claude"]),
-        "gemini": FakeGemini(keys=["up-gemini"]),
-    }
-    async with (
-        serve_on_loopback(fakes["openai"]) as u_openai,
-        serve_on_loopback(fakes["responses"]) as u_resp,
-        serve_on_loopback(fakes["claude"]) as u_claude,
-        serve_on_loopback(fakes["gemini"]) as u_gemini,
-    ):
-        config = f"""
-api-keys: [{KEY}]
-openai-compatibility:
-  - name: oai
-    base-url: {u_openai}/v1
-    api-key-entries:
-      - api-key: up-openai
-    models:
-      - name: gpt-4o-mini
-        alias: m-openai
-claude-api-key:
-  - api-key: up-claude
-    base-url: {u_claude}
-    models:
-      - name: claude-sonnet-4-5-20250929
-        alias: m-claude
-gemini-api-key:
-  - api-key: up-gemini
-    base-url: {u_gemini}
-codex-api-key:
-  - api-key: up-codex
-    base-url: {u_resp}/v1
-"""
-        async with run_proxy(config) as proxy:
-            yield Env(proxy, fakes)
 
 
 @dataclass
@@ -323,11 +263,11 @@ def combos() -> list[Any]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
 @pytest.mark.parametrize(("client", "upstream"), combos())
-async def test_text(env: Env, client: str, upstream: str, stream: bool) -> None:
+async def test_text(env: Any, client: str, upstream: str, stream: bool) -> None:
     fake = env.fakes[upstream]
     fake.reset()
     fake.script(Reply(text="Hello from the upstream model", chunks=4))
-    out = await CALLERS[client](env.proxy, UPSTREAMS[upstream], stream, "text")
+    out = await CALLERS[client](env.proxy, env.models[upstream], stream, "text")
     assert out.text == "Hello from the upstream model"
     assert fake.validation_errors == []
     assert len(fake.requests) == 1
@@ -335,14 +275,14 @@ async def test_text(env: Env, client: str, upstream: str, stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
 @pytest.mark.parametrize(("client", "upstream"), combos())
-async def test_tool_round_trip(env: Env, client: str, upstream: str, stream: bool) -> None:
+async def test_tool_round_trip(env: Any, client: str, upstream: str, stream: bool) -> None:
     fake = env.fakes[upstream]
     fake.reset()
     fake.script(
         Reply(tool_calls=[ToolCall(id="call_abc123", name="get_weather", arguments={"city": "Paris"})]),
         Reply(text="It is sunny in Paris."),
     )
-    model = UPSTREAMS[upstream]
+    model = env.models[upstream]
     first = await CALLERS[client](env.proxy, model, stream, "tool")
     assert len(first.tool_calls) == 1, first
     tool_id, name, args = first.tool_calls[0]
@@ -357,11 +297,11 @@ async def test_tool_round_trip(env: Env, client: str, upstream: str, stream: boo
 
 
 @pytest.mark.parametrize(("client", "upstream"), combos())
-async def test_image(env: Env, client: str, upstream: str) -> None:
+async def test_image(env: Any, client: str, upstream: str) -> None:
     fake = env.fakes[upstream]
     fake.reset()
     fake.script(Reply(text="A red pixel."))
-    out = await CALLERS[client](env.proxy, UPSTREAMS[upstream], False, "image")
+    out = await CALLERS[client](env.proxy, env.models[upstream], False, "image")
     assert out.text == "A red pixel."
     assert PNG_B64 in fake.requests[0].body.decode()
     assert fake.validation_errors == []
@@ -377,11 +317,11 @@ THINKING_MARKERS = {
 
 @pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
 @pytest.mark.parametrize(("client", "upstream"), combos())
-async def test_thinking(env: Env, client: str, upstream: str, stream: bool) -> None:
+async def test_thinking(env: Any, client: str, upstream: str, stream: bool) -> None:
     fake = env.fakes[upstream]
     fake.reset()
     fake.script(Reply(reasoning="Let me think about Paris.", signature="c2lnbmF0dXJl", text="Sunny."))
-    out = await CALLERS[client](env.proxy, UPSTREAMS[upstream], stream, "thinking")
+    out = await CALLERS[client](env.proxy, env.models[upstream], stream, "thinking")
     assert out.text == "Sunny."
     assert THINKING_MARKERS[upstream] in fake.requests[0].body.decode()
     # Every client dialect has a place for reasoning text; it must arrive there.

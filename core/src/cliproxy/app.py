@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get, head
@@ -132,7 +132,7 @@ def create_app(container: Container) -> Litestar:
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-        middleware=[DefineMiddleware(AccessMiddleware, keys=lambda: runtime.settings.api_keys)],
+        middleware=[DefineMiddleware(cast(Any, AccessMiddleware), keys=lambda: runtime.settings.api_keys)],
         lifespan=[lifespan],
         logging_config=None,
         openapi_config=None,

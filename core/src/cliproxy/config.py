@@ -38,7 +38,7 @@ class _Base(msgspec.Struct, rename="kebab", omit_defaults=True):
     pass
 
 
-class ModelEntry(_Base, frozen=True):
+class ModelEntry(_Base):
     name: str = ""
     alias: str = ""
 
@@ -230,7 +230,7 @@ def parse_settings(text: str, name: str | None, sections: Mapping[str, ConfigSec
             warnings.append(f"{label}:{line}: unknown key {k!r} ignored")
     for sec in sections.values():
         extra.setdefault(sec.key, sec.default)
-    settings = _convert(core_raw, Settings, root, label, [])
+    settings: Settings = _convert(core_raw, Settings, root, label, [])
     _warn_nested(core_raw, Settings, root, label, [], warnings)
     settings.extra = extra
     settings.path = name
@@ -306,7 +306,7 @@ _TYPE_WORDS = {
 
 def _convert(value: Any, typ: Any, root: yaml.Node | None, label: str, prefix: list[str | int]) -> Any:
     try:
-        return msgspec.convert(value, typ, strict=True)
+        return msgspec.convert(value, typ, strict=True)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
         msg = str(exc)
         path: list[str | int] = list(prefix)

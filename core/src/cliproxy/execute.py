@@ -209,7 +209,10 @@ class ExecutionService:
                         if exc.network or exc.status in RETRYABLE:
                             retryable.add(cred.id)
                         log.info(
-                            "failing over", model=model, credential=cred.label or cred.id, status=exc.status,
+                            "failing over",
+                            model=model,
+                            credential=cred.label or cred.id,
+                            status=exc.status,
                             sweep=sweep,
                         )
             if sweep + 1 >= sweeps:
@@ -292,14 +295,16 @@ class ExecutionService:
                     reauthorized = True
                     fresh = await self.reauthorize(cred)
                     if fresh is not None:
-                        log.info("retrying with a refreshed token", provider=cred.provider,
-                                 credential=cred.label or cred.id)
+                        log.info(
+                            "retrying with a refreshed token", provider=cred.provider, credential=cred.label or cred.id
+                        )
                         cred = fresh
                         continue
                 if not exc.network and 400 <= exc.status < 500 and exc.status not in FAILOVER:
                     # The request's fault: the credential is fine, nothing to record against it.
-                    log.info("upstream rejected the request", provider=cred.provider, model=attempt.model,
-                             status=exc.status)
+                    log.info(
+                        "upstream rejected the request", provider=cred.provider, model=attempt.model, status=exc.status
+                    )
                     raise
                 self.pool.mark_failure(cred.id, attempt.model, exc.status, exc.message, exc.retry_after)
                 log.warning(
@@ -344,11 +349,11 @@ class ExecutionService:
         client = attempt.client
         assert client is not None
         try:
-            ir_resp = self.formats[wire].decode_response(resp.body)
+            ir_resp = self.formats[wire].decode_response(resp.body, attempt.ir())
         except (CodecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamError(502, f"upstream answered an unreadable body: {exc}") from None
         ir_resp.model = attempt.model
-        return Answer(200, client.encode_response(ir_resp))
+        return Answer(200, client.encode_response(ir_resp, attempt.ir()))
 
     async def _count(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
         """Token counting: the upstream's own count endpoint when it has one, else a local estimate."""
@@ -376,7 +381,7 @@ class ExecutionService:
         except StopAsyncIteration:
             raise UpstreamError(502, "upstream closed the stream without sending anything", network=True) from None
         except BaseException:
-            await upstream.aclose()
+            await _aclose(upstream)
             raise
         if executor.wire_format == attempt.client_format:
             chunks = self._relay(attempt, upstream, first, cred)
@@ -395,8 +400,7 @@ class ExecutionService:
             while ev is not None:
                 if check.forward(ev):
                     yield frame(ev.data, ev.event)
-                if check.done:
-                    break
+                # Keep reading after the terminator: a fully read response returns its connection to the pool.
                 ev = await anext(upstream, None)
             tail = check.finish()
             if tail is None:
@@ -423,7 +427,7 @@ class ExecutionService:
         client = attempt.client
         upstream_codec = self.formats[wire]
         assert client is not None
-        decoder = upstream_codec.stream_decoder()
+        decoder = upstream_codec.stream_decoder(attempt.ir())
         encoder = client.stream_encoder(attempt.ir())
         finished = False
         ok = False
@@ -527,6 +531,8 @@ class _RelayCheck:
         self.finished = False
 
     def forward(self, ev: SSEEvent) -> bool:
+        if self.done:
+            return False  # nothing after the terminator (trailing cost chunks, vendor events)
         d = self.dialect
         if d == "openai":
             if ev.data == DONE:

@@ -106,7 +106,7 @@ def configure_logging(
         if getattr(old, "_cliproxy", False):
             root.removeHandler(old)
             old.close()
-    handler._cliproxy = True  # type: ignore[attr-defined]
+    setattr(handler, "_cliproxy", True)  # noqa: B010 - marks our handler for replacement on reload
     root.addHandler(handler)
     root.setLevel(level)
     # httpx logs one INFO line per upstream request: noise and hot-path cost.

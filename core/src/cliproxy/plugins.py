@@ -11,7 +11,7 @@ import importlib
 import importlib.metadata
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +125,10 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, info: PluginI
     except (pluggy.PluginValidationError, ValueError) as exc:
         info.error = f"invalid plugin: {exc}"
         log.error("plugin rejected; skipped", plugin=name, error=info.error)
-        if pm.is_registered(plugin):
-            pm.unregister(plugin)
+        # Only undo our own registration: the same object may already be registered under another name
+        # (an entry point also passed in ``extra``), and that registration must survive.
+        if pm.get_plugin(name) is plugin:
+            pm.unregister(name=name)
 
 
 def _trace_before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:

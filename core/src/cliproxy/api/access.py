@@ -46,9 +46,9 @@ def extract_key(headers: dict[bytes, bytes], query: bytes) -> list[str]:
         scheme, _, token = value.partition(" ")
         out.append(token.strip() if scheme.lower() == "bearer" and token else value)
     for name in (b"x-goog-api-key", b"x-api-key"):
-        v = headers.get(name)
-        if v:
-            out.append(v.decode("latin-1").strip())
+        raw = headers.get(name)
+        if raw:
+            out.append(raw.decode("latin-1").strip())
     if query:
         for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=False):
             if k in ("key", "auth_token"):

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 from ..hookspecs import hookimpl
 from ..registries import FormatRegistrar
-
-BUILTIN_CODECS = (
-    "cliproxy.formats.openai_chat",
-    "cliproxy.formats.openai_responses",
-    "cliproxy.formats.claude",
-    "cliproxy.formats.gemini",
-    "cliproxy.formats.gemini_cli",
-)
+from . import claude, gemini, gemini_cli, openai_chat, openai_responses
 
 
 @hookimpl
 def register_formats(register: FormatRegistrar) -> None:
-    for dotted in BUILTIN_CODECS:
-        try:
-            module = importlib.import_module(dotted)
-        except ModuleNotFoundError as exc:  # TEMP until all codecs land
-            if exc.name == dotted:
-                continue
-            raise
+    for module in (openai_chat, openai_responses, claude, gemini, gemini_cli):
         register(module.CODEC)

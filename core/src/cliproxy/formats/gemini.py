@@ -1584,7 +1584,7 @@ class GeminiCodec:
             raise CodecError(f"invalid Gemini response: {exc}") from None
         return _decode_response_struct(g, _name_map(req))
 
-    def encode_response(self, resp: ir.Response) -> bytes:
+    def encode_response(self, resp: ir.Response, req: ir.Request | None = None) -> bytes:
         return _encode(response_struct(resp))
 
     def stream_decoder(self, req: ir.Request | None = None) -> GeminiStreamDecoder:

@@ -85,7 +85,7 @@ class GeminiCLICodec:
             raise CodecError("Gemini CLI response has no 'response' object")
         return gemini.CODEC.decode_response(_encode(env.response), req)
 
-    def encode_response(self, resp: ir.Response) -> bytes:
+    def encode_response(self, resp: ir.Response, req: ir.Request | None = None) -> bytes:
         return b'{"response":' + gemini.CODEC.encode_response(resp) + b"}"
 
     def stream_decoder(self, req: ir.Request | None = None) -> gemini.GeminiStreamDecoder:

@@ -1170,13 +1170,13 @@ class OpenAIChatCodec:
     def encode_request(self, req: ir.Request) -> bytes:
         return _encode_request(req)
 
-    def decode_response(self, body: bytes) -> ir.Response:
+    def decode_response(self, body: bytes, req: ir.Request | None = None) -> ir.Response:
         return _decode_response(body)
 
-    def encode_response(self, resp: ir.Response) -> bytes:
+    def encode_response(self, resp: ir.Response, req: ir.Request | None = None) -> bytes:
         return _encode_response(resp)
 
-    def stream_decoder(self) -> ChatStreamDecoder:
+    def stream_decoder(self, req: ir.Request | None = None) -> ChatStreamDecoder:
         return ChatStreamDecoder()
 
     def stream_encoder(self, req: ir.Request) -> ChatStreamEncoder:
