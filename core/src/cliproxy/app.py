@@ -8,12 +8,13 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get, head
+from litestar.datastructures import ResponseHeader
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 
 from . import __version__
 from .api._di import from_container
-from .api.access import AccessMiddleware, dialect_for_path
+from .api.access import CORS, AccessMiddleware, dialect_for_path
 from .api.claude import ClaudeController
 from .api.codeassist import CODE_ASSIST_HANDLERS
 from .api.errors import render_error
@@ -67,7 +68,7 @@ def _dialect(request: Request[Any, Any, Any]) -> str:
 
 def _proxy_error(request: Request[Any, Any, Any], exc: ProxyError) -> Response[bytes]:
     status, body, headers = render_error(_dialect(request), exc)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(body, status_code=status, media_type="application/json", headers={**CORS, **headers})
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -134,6 +135,7 @@ def create_app(container: Container) -> Litestar:
         },
         middleware=[DefineMiddleware(cast(Any, AccessMiddleware), keys=lambda: runtime.settings.api_keys)],
         lifespan=[lifespan],
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in CORS.items()],
         logging_config=None,
         openapi_config=None,
         debug=False,

@@ -375,7 +375,7 @@ class ExecutionService:
     async def _stream(
         self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential
     ) -> StreamAnswer:
-        upstream = executor.stream(call, cred)
+        upstream = _batches(executor, call, cred)
         try:
             first = await anext(upstream)
         except StopAsyncIteration:
@@ -390,18 +390,19 @@ class ExecutionService:
         return StreamAnswer(chunks)
 
     async def _relay(
-        self, attempt: _Attempt, upstream: AsyncIterator[SSEEvent], first: SSEEvent, cred: Credential
+        self, attempt: _Attempt, upstream: AsyncIterator[list[SSEEvent]], first: list[SSEEvent], cred: Credential
     ) -> AsyncIterator[bytes]:
         """Same dialect: re-frame each upstream event as it arrives (checked for a proper ending)."""
         ok = False
         check = _RelayCheck(attempt.client_format)
         try:
-            ev: SSEEvent | None = first
-            while ev is not None:
-                if check.forward(ev):
-                    yield frame(ev.data, ev.event)
+            batch: list[SSEEvent] | None = first
+            while batch is not None:
+                out = b"".join([frame(ev.data, ev.event) for ev in batch if check.forward(ev)])
+                if out:
+                    yield out
                 # Keep reading after the terminator: a fully read response returns its connection to the pool.
-                ev = await anext(upstream, None)
+                batch = await anext(upstream, None)
             tail = check.finish()
             if tail is None:
                 ok = True
@@ -420,28 +421,29 @@ class ExecutionService:
         self,
         attempt: _Attempt,
         wire: str,
-        upstream: AsyncIterator[SSEEvent],
-        first: SSEEvent,
+        upstream: AsyncIterator[list[SSEEvent]],
+        first: list[SSEEvent],
         cred: Credential,
     ) -> AsyncIterator[bytes]:
+        """Other dialect: decode each upstream event to IR events and encode them for the client at once."""
         client = attempt.client
-        upstream_codec = self.formats[wire]
         assert client is not None
-        decoder = upstream_codec.stream_decoder(attempt.ir())
+        decoder = self.formats[wire].stream_decoder(attempt.ir())
         encoder = client.stream_encoder(attempt.ir())
         finished = False
         ok = False
         try:
-            ev: SSEEvent | None = first
-            while ev is not None:
+            batch: list[SSEEvent] | None = first
+            while batch is not None:
                 out = b""
-                for e in decoder.feed(ev):
-                    if isinstance(e, ir.Finish) or isinstance(e, ir.Error):
-                        finished = True
-                    out += encoder.encode(e)
+                for ev in batch:
+                    for e in decoder.feed(ev):
+                        if isinstance(e, (ir.Finish, ir.Error)):
+                            finished = True
+                        out += encoder.encode(e)
                 if out:
                     yield out
-                ev = await anext(upstream, None)
+                batch = await anext(upstream, None)
             out = b""
             for e in decoder.close():
                 if isinstance(e, (ir.Finish, ir.Error)):
@@ -457,7 +459,7 @@ class ExecutionService:
                 yield out
         except UpstreamError as exc:
             self.pool.mark_failure(cred.id, attempt.model, exc.status, exc.message, exc.retry_after)
-            yield encoder.encode(ir.Error(exc.status, exc.message)) + encoder.close()
+            yield encoder.encode(ir.Error(exc.status, exc.message, exc.kind)) + encoder.close()
         finally:
             await _aclose(upstream)
             if ok:
@@ -473,6 +475,25 @@ def _worse(old: NoCredentialError | None, new: NoCredentialError) -> NoCredentia
     if new.status == 429 or (old.code == "auth_not_found" and new.code != "auth_not_found"):
         return new
     return old
+
+
+async def _batches(executor: Executor, call: UpstreamCall, cred: Credential) -> AsyncIterator[list[SSEEvent]]:
+    """Upstream events grouped per network read when the executor can (``HttpExecutor``), else one by one."""
+    batched = getattr(executor, "stream_batches", None)
+    if batched is not None:
+        inner: AsyncIterator[list[SSEEvent]] = batched(call, cred)
+        try:
+            async for batch in inner:
+                yield batch
+        finally:
+            await _aclose(inner)
+        return
+    events = executor.stream(call, cred)
+    try:
+        async for ev in events:
+            yield [ev]
+    finally:
+        await _aclose(events)
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:

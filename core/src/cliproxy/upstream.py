@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
@@ -95,7 +95,21 @@ class HttpExecutor:
             raise self.error(resp.status_code, resp.headers, resp.content)
         return UpstreamResponse(resp.status_code, resp.content, dict(resp.headers))
 
+    def first_event_error(self, ev: SSEEvent) -> UpstreamError | None:
+        """An error an upstream reports as its first SSE event (HTTP 200) is raised so failover still works."""
+        return None
+
     async def stream(self, call: UpstreamCall, cred: Credential) -> AsyncIterator[SSEEvent]:
+        batches = self.stream_batches(call, cred)
+        try:
+            async for batch in batches:
+                for ev in batch:
+                    yield ev
+        finally:
+            await batches.aclose()
+
+    async def stream_batches(self, call: UpstreamCall, cred: Credential) -> AsyncGenerator[list[SSEEvent], None]:
+        """Events grouped per network read: one downstream write per read instead of one per event."""
         headers = self.headers(call, cred)
         headers.setdefault("Accept", "text/event-stream")
         client = self._client(cred)
@@ -114,12 +128,21 @@ class HttpExecutor:
                 raise self.error(resp.status_code, resp.headers, body)
             parser = SSEParser()
             async for chunk in resp.aiter_bytes():
-                for ev in parser.feed(chunk):
-                    started = True
-                    yield ev
-            for ev in parser.close():
-                started = True
-                yield ev
+                events = parser.feed(chunk)
+                if events:
+                    if not started:
+                        started = True
+                        err = self.first_event_error(events[0])
+                        if err is not None:
+                            raise err
+                    yield events
+            events = parser.close()
+            if events:
+                if not started:
+                    err = self.first_event_error(events[0])
+                    if err is not None:
+                        raise err
+                yield events
         except httpx.HTTPError as exc:
             where = "during the stream" if started else "before the stream started"
             raise UpstreamError(502, f"upstream connection failed {where}: {_describe(exc)}",

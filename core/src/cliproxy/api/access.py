@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from .errors import error_body
 
-__all__ = ["AccessMiddleware", "dialect_for_path", "extract_key"]
+__all__ = ["CORS", "AccessMiddleware", "dialect_for_path", "extract_key"]
 
 ASGIApp = Callable[..., Any]
 
@@ -22,6 +22,8 @@ CORS_HEADERS = [
     (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
     (b"access-control-allow-headers", b"*"),
 ]
+#: The same CORS headers as a dict, for Litestar responses.
+CORS = {k.decode(): v.decode() for k, v in CORS_HEADERS}
 _PROTECTED = ("/v1/", "/v1beta/", "/v1beta1/")
 
 
@@ -88,12 +90,8 @@ class AccessMiddleware:
                 await send({"type": "http.response.body", "body": body})
                 return
 
-        async def send_with_cors(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *CORS_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
+        # CORS headers come with each response (see ``CORS``), so ``send`` is not wrapped per message.
+        await self.app(scope, receive, send)
 
 
 def _matches(candidates: list[str], keys: list[str]) -> bool:

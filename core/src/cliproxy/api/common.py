@@ -15,6 +15,7 @@ from ..execute import Answer, ExecutionService, RequestContext, StreamAnswer
 from ..models import ModelRegistry
 from ..pool import CredentialPool
 from ..registries import ModelInfo
+from .access import CORS
 
 __all__ = [
     "Exec",
@@ -66,8 +67,9 @@ def context(request: Request[Any, Any, Any], action: str = "generate") -> Reques
 
 def to_response(result: Answer | StreamAnswer) -> Response[Any]:
     if isinstance(result, StreamAnswer):
-        return Stream(result.chunks, media_type=result.media_type, headers=result.headers)
-    return Response(result.body, status_code=result.status, media_type=result.media_type, headers=result.headers)
+        return Stream(result.chunks, media_type=result.media_type, headers={**CORS, **result.headers})
+    return Response(result.body, status_code=result.status, media_type=result.media_type,
+                    headers={**CORS, **result.headers})
 
 
 def visible_models(registry: ModelRegistry, pool: CredentialPool) -> list[ModelInfo]:
