@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import pytest
 import pytest_asyncio
 from cliproxy.testing import (
     FakeClaude,
@@ -76,3 +77,9 @@ codex-api-key:
             yield Env(proxy, fakes)
 
 
+
+
+@pytest.fixture
+def fresh_pool(env: Env) -> None:
+    """Cooldowns from a previous test's deliberate failures must not leak into the next test."""
+    env.proxy.container.pool().reset_cooldowns()

@@ -28,7 +28,7 @@ from google.genai import types as gt
 KEY = "sk-matrix-client"  # the client key configured by the ``env`` fixture (tests/e2e/conftest.py)
 UPSTREAMS = ["openai", "responses", "claude", "gemini"]
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("fresh_pool")]
 
 # 1x1 red PNG
 PNG_B64 = (

@@ -24,6 +24,7 @@ class ProxyHandle:
     url: str
     container: Container
     config_path: Path
+    app: Any = None
 
     @property
     def v1(self) -> str:
@@ -63,4 +64,4 @@ async def run_proxy(
         c = container or build_container(path, plugins=plugins, entry_points=entry_points)
         app = create_app(c)
         async with serve_on_loopback(app) as url:
-            yield ProxyHandle(url, c, path)
+            yield ProxyHandle(url, c, path, app)
