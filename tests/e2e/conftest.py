@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
+
 from cliproxy.testing import (
     FakeClaude,
     FakeGemini,

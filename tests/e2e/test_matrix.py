@@ -17,13 +17,14 @@ import httpx
 import msgspec
 import openai
 import pytest
+from google import genai
+from google.genai import types as gt
+
 from cliproxy.testing import (
     Reply,
     ToolCall,
 )
 from cliproxy.testing.proxy import ProxyHandle
-from google import genai
-from google.genai import types as gt
 
 KEY = "sk-matrix-client"  # the client key configured by the ``env`` fixture (tests/e2e/conftest.py)
 UPSTREAMS = ["openai", "responses", "claude", "gemini"]

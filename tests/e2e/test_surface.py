@@ -9,6 +9,7 @@ import httpx
 import msgspec
 import openai
 import pytest
+
 from cliproxy.sse import SSEParser
 from cliproxy.testing import Reply
 

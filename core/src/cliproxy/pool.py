@@ -1,13 +1,21 @@
 """Credential pool: round-robin selection with per-(credential, model) cooldowns.
 
 Selection and bookkeeping are synchronous and run on the event loop thread, so a pick is atomic with respect
-to other requests: 1,000 concurrent requests over 5 keys differ by at most one per key.
+to other requests. Rotation remembers the *last id picked* per ``provider:model`` and moves to the next
+eligible id after it (in sorted order), so a credential that is skipped (cooling, already tried by this
+request) does not shift the others' turns: 1,000 concurrent picks over 5 keys give exactly 200 each.
+
+Cooldowns (per credential and model): 401/402/403 rest 30 min; 429 rests for the upstream's hint
+(``Retry-After``, Gemini ``retryDelay``, Codex ``resets_in_seconds`` ...) clamped to [1 s, 30 min], else an
+exponential backoff 1 s, 2 s, 4 s ... 30 min that grows with consecutive 429s; 408/5xx/network errors rest
+1 min. Any success clears the model's state, including the backoff level.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +26,9 @@ from .logging import get_logger
 __all__ = ["CooldownPolicy", "CredentialPool", "CredentialState", "ModelState", "PoolDiff"]
 
 log = get_logger("cliproxy.pool")
+
+#: Statuses that say the upstream is struggling, not that this credential is bad.
+TRANSIENT_STATUSES = frozenset({0, 408, 500, 502, 503, 504, 529})
 
 
 @dataclass(slots=True)
@@ -32,16 +43,18 @@ class CooldownPolicy:
 
     def for_failure(self, status: int, retry_after: float | None, level: int) -> tuple[float, str]:
         """Cooldown length and reason for an upstream failure."""
-        if self.disable_cooling:
-            return 0.0, "quota" if status == 429 else "error"
         if status in (401, 402, 403):
-            return self.auth_seconds, "unauthorized" if status == 401 else "forbidden"
+            reason = {401: "unauthorized", 402: "payment_required", 403: "forbidden"}[status]
+            return (0.0 if self.disable_cooling else self.auth_seconds), reason
         if status == 429:
+            if self.disable_cooling:
+                return 0.0, "quota"
             if retry_after is not None and retry_after > 0:
+                # Hints are clamped: providers have sent multi-day hints that would park a key for good.
                 return min(max(retry_after, 1.0), self.max_seconds), "quota"
-            return min(self.quota_base_seconds * (2**level), self.max_seconds), "quota"
-        if status in (408, 500, 502, 503, 504, 529) or status == 0:
-            return self.transient_seconds, "transient"
+            return min(self.quota_base_seconds * (2 ** min(level, 40)), self.max_seconds), "quota"
+        if status in TRANSIENT_STATUSES or status >= 500:
+            return (0.0 if self.disable_cooling else self.transient_seconds), "transient"
         return 0.0, "error"
 
 
@@ -61,11 +74,19 @@ class CredentialState:
     requests: int = 0
     successes: int = 0
     failures: int = 0
-    in_flight: int = 0
     last_error: str = ""
     last_status: int = 0
+    #: Wall-clock times (epoch seconds) for the management API; 0 means never.
+    last_used: float = 0.0
+    last_success: float = 0.0
+    last_failure: float = 0.0
     #: Set by the refresh scheduler when refreshing keeps failing; the credential is skipped, not deleted.
     unavailable_reason: str = ""
+    #: Token refresh bookkeeping, owned by ``refresh.TokenRefresher`` (wall clock).
+    refreshed_at: float = 0.0
+    refresh_failures: int = 0
+    refresh_error: str = ""
+    next_refresh_attempt: float = 0.0
 
     def blocked(self, model: str, now: float) -> ModelState | None:
         st = self.models.get(model)
@@ -84,6 +105,10 @@ class PoolDiff:
         return bool(self.added or self.changed or self.removed)
 
 
+def _name(st: CredentialState) -> str:
+    return st.cred.label or st.cred.id
+
+
 class CredentialPool:
     def __init__(self, policy: CooldownPolicy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy or CooldownPolicy()
@@ -91,7 +116,8 @@ class CredentialPool:
         self._states: dict[str, CredentialState] = {}
         #: provider -> credential ids sorted by id (deterministic rotation).
         self._by_provider: dict[str, list[str]] = {}
-        self._cursor: dict[str, int] = {}
+        #: ``provider:model`` -> id picked last; the next pick starts after it.
+        self._last: dict[str, str] = {}
         self._provider_cursor: dict[str, int] = {}
 
     # ------------------------------------------------------------------ snapshot management
@@ -112,6 +138,9 @@ class CredentialPool:
                     # A changed credential (new token, new key) gets a fresh chance.
                     old.models.clear()
                     old.unavailable_reason = ""
+                    old.refresh_failures = 0
+                    old.refresh_error = ""
+                    old.next_refresh_attempt = 0.0
                 new[cred.id] = old
         diff.removed = [cid for cid in self._states if cid not in new]
         by_provider: dict[str, list[str]] = {}
@@ -119,7 +148,9 @@ class CredentialPool:
             by_provider.setdefault(new[cid].cred.provider, []).append(cid)
         self._states, self._by_provider = new, by_provider
         for cid in diff.added:
-            log.info("credential added", credential=new[cid].cred.label or cid, provider=new[cid].cred.provider)
+            log.info("credential added", credential=_name(new[cid]), provider=new[cid].cred.provider)
+        for cid in diff.changed:
+            log.info("credential changed", credential=_name(new[cid]), provider=new[cid].cred.provider)
         for cid in diff.removed:
             log.info("credential removed", credential=cid)
         return diff
@@ -130,7 +161,7 @@ class CredentialPool:
         if st is None:
             return
         st.cred = cred
-        st.unavailable_reason = ""
+        self.clear_unavailable(cred.id)
         for ms in st.models.values():
             if ms.reason in ("unauthorized", "forbidden"):
                 ms.blocked_until = 0.0
@@ -140,6 +171,9 @@ class CredentialPool:
 
     def get(self, cred_id: str) -> CredentialState | None:
         return self._states.get(cred_id)
+
+    def states(self) -> list[CredentialState]:
+        return list(self._states.values())
 
     def providers(self) -> set[str]:
         return set(self._by_provider)
@@ -160,17 +194,27 @@ class CredentialPool:
         self,
         provider: str,
         model: str,
-        exclude: set[str] | frozenset[str] = frozenset(),
+        exclude: Collection[str] = frozenset(),
         serves: Callable[[str, str], bool] | None = None,
+        allow_cooling: Collection[str] = frozenset(),
     ) -> Credential:
-        """Next available credential of ``provider`` for ``model``, or ``NoCredentialError``."""
+        """Next available credential of ``provider`` for ``model``, or ``NoCredentialError``.
+
+        ``allow_cooling`` lists credentials whose *transient* cooldown the caller may ignore: a request
+        retrying after a 5xx it saw itself (``request-retry``) may go back to that credential after its
+        backoff; the 1-minute rest only keeps other requests away.
+        """
         now = self.clock()
-        ids = self._by_provider.get(provider, ())
-        available: list[CredentialState] = []
+        ids = self._by_provider.get(provider, [])
+        n = len(ids)
+        key = provider + ":" + model
+        last = self._last.get(key)
+        start = bisect.bisect_right(ids, last) if last is not None else 0
         soonest: float | None = None
         blocked_any = False
-        all_quota = True
-        for cid in ids:
+        candidates = 0
+        for i in range(n):
+            cid = ids[(start + i) % n]
             if cid in exclude:
                 continue
             st = self._states[cid]
@@ -178,40 +222,41 @@ class CredentialPool:
                 continue
             if serves is not None and not serves(cid, model):
                 continue
+            candidates += 1
             b = st.blocked(model, now)
-            if b is not None:
+            if b is not None and not (b.reason == "transient" and cid in allow_cooling):
                 blocked_any = True
-                if b.reason != "quota":
-                    all_quota = False
                 soonest = b.blocked_until if soonest is None else min(soonest, b.blocked_until)
                 continue
-            available.append(st)
-        if not available:
-            if blocked_any and soonest is not None:
-                wait = max(soonest - now, 0.0)
-                if all_quota:
-                    raise NoCredentialError(
-                        429,
-                        f"All credentials for model {model} are cooling down via provider {provider}",
-                        retry_after=wait,
-                        code="model_cooldown",
-                    )
-                raise NoCredentialError(
-                    503,
-                    f"No credential for model {model} via provider {provider} is available right now",
-                    retry_after=wait,
-                    code="auth_unavailable",
-                )
-            raise NoCredentialError(503, f"No credential available for model {model}", code="auth_not_found")
-        key = provider + ":" + model
-        cur = self._cursor.get(key, 0)
-        self._cursor[key] = (cur + 1) & 0x3FFFFFFF
-        st = available[cur % len(available)]
-        st.requests += 1
-        return st.cred
+            self._last[key] = cid
+            st.requests += 1
+            st.last_used = time.time()
+            return st.cred
+        if blocked_any and soonest is not None:
+            raise NoCredentialError(
+                429,
+                f"All credentials for model {model} are cooling down via provider {provider}",
+                retry_after=max(soonest - now, 0.0),
+                code="model_cooldown",
+            )
+        if candidates == 0 and any(
+            not self._states[c].cred.disabled and self._states[c].unavailable_reason for c in ids
+        ):
+            raise NoCredentialError(
+                503,
+                f"No credential for model {model} via provider {provider} is usable right now",
+                code="auth_unavailable",
+            )
+        raise NoCredentialError(503, f"No credential available for model {model}", code="auth_not_found")
 
-    def next_recovery(self, provider: str, model: str, serves: Callable[[str, str], bool] | None = None) -> float | None:
-        """Seconds until the first cooling credential of ``provider`` can serve ``model`` again."""
+    def next_recovery(
+        self,
+        provider: str,
+        model: str,
+        serves: Callable[[str, str], bool] | None = None,
+        allow_cooling: Collection[str] = frozenset(),
+    ) -> float | None:
+        """Seconds until the first credential of ``provider`` can serve ``model`` (0: one can now)."""
         now = self.clock()
         best: float | None = None
         for cid in self._by_provider.get(provider, ()):
@@ -219,7 +264,9 @@ class CredentialPool:
             if st.cred.disabled or st.unavailable_reason or (serves is not None and not serves(cid, model)):
                 continue
             b = st.blocked(model, now)
-            wait = 0.0 if b is None else b.blocked_until - now
+            if b is None or (b.reason == "transient" and cid in allow_cooling):
+                return 0.0
+            wait = b.blocked_until - now
             best = wait if best is None else min(best, wait)
         return best
 
@@ -230,9 +277,10 @@ class CredentialPool:
         if st is None:
             return
         st.successes += 1
+        st.last_success = time.time()
         ms = st.models.pop(model, None)
         if ms is not None and ms.blocked_until > 0:
-            log.info("credential recovered", credential=st.cred.label or cred_id, model=model)
+            log.info("credential recovered", credential=_name(st), provider=st.cred.provider, model=model)
 
     def mark_failure(
         self, cred_id: str, model: str, status: int, message: str = "", retry_after: float | None = None
@@ -242,6 +290,7 @@ class CredentialPool:
         if st is None:
             return 0.0
         st.failures += 1
+        st.last_failure = time.time()
         st.last_status = status
         st.last_error = message[:300]
         ms = st.models.get(model)
@@ -250,14 +299,14 @@ class CredentialPool:
         seconds, reason = self.policy.for_failure(status, retry_after, ms.backoff_level)
         ms.last_status = status
         ms.last_error = st.last_error
-        if status == 429 and retry_after is None:
-            ms.backoff_level = min(ms.backoff_level + 1, 20)
+        if status == 429:
+            ms.backoff_level = min(ms.backoff_level + 1, 40)
         if seconds > 0:
             ms.blocked_until = self.clock() + seconds
             ms.reason = reason
             log.warning(
                 "credential cooling down",
-                credential=st.cred.label or cred_id,
+                credential=_name(st),
                 provider=st.cred.provider,
                 model=model,
                 status=status,
@@ -270,7 +319,13 @@ class CredentialPool:
         st = self._states.get(cred_id)
         if st is not None and st.unavailable_reason != reason:
             st.unavailable_reason = reason
-            log.warning("credential unavailable", credential=st.cred.label or cred_id, reason=reason)
+            log.warning("credential unavailable", credential=_name(st), provider=st.cred.provider, reason=reason)
+
+    def clear_unavailable(self, cred_id: str) -> None:
+        st = self._states.get(cred_id)
+        if st is not None and st.unavailable_reason:
+            st.unavailable_reason = ""
+            log.info("credential available again", credential=_name(st), provider=st.cred.provider)
 
     def reset_cooldowns(self, cred_id: str | None = None) -> None:
         for cid, st in self._states.items():
@@ -280,36 +335,48 @@ class CredentialPool:
     # ------------------------------------------------------------------ observability
 
     def status(self) -> list[dict[str, Any]]:
-        """State of each credential for the management API (no secrets)."""
+        """State of each credential for the management API (no secrets; times are epoch seconds)."""
         now = self.clock()
         wall = time.time()
         out: list[dict[str, Any]] = []
         for cid in sorted(self._states):
             st = self._states[cid]
-            cooling = {
+            cooling: dict[str, dict[str, Any]] = {
                 m: {
                     "until": wall + (ms.blocked_until - now),
                     "seconds": round(ms.blocked_until - now, 1),
                     "reason": ms.reason,
                     "last_status": ms.last_status,
+                    "last_error": ms.last_error or None,
                 }
                 for m, ms in st.models.items()
                 if ms.blocked_until > now
             }
-            state = "disabled" if st.cred.disabled else "unavailable" if st.unavailable_reason else (
-                "cooling" if cooling else "available"
-            )
+            if st.cred.disabled:
+                state = "disabled"
+            elif st.unavailable_reason:
+                state = "unavailable"
+            else:
+                state = "cooling" if cooling else "available"
             out.append(
                 {
                     **st.cred.redacted(),
                     "state": state,
                     "unavailable_reason": st.unavailable_reason or None,
                     "cooling": cooling,
+                    "cooling_until": max((float(c["until"]) for c in cooling.values()), default=None),
                     "requests": st.requests,
                     "successes": st.successes,
                     "failures": st.failures,
                     "last_status": st.last_status or None,
                     "last_error": st.last_error or None,
+                    "last_used": st.last_used or None,
+                    "last_success": st.last_success or None,
+                    "last_failure": st.last_failure or None,
+                    "refreshed_at": st.refreshed_at or None,
+                    "refresh_failures": st.refresh_failures,
+                    "refresh_error": st.refresh_error or None,
+                    "next_refresh_attempt": st.next_refresh_attempt or None,
                 }
             )
         return out

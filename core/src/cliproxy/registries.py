@@ -119,7 +119,7 @@ class ConfigRegistrar(_Bound):
         super().__init__(owner)
         self._registry = registry
 
-    def __call__(self, key: str, type: Any, *, default: Any = None) -> None:  # noqa: A002
+    def __call__(self, key: str, type: Any, *, default: Any = None) -> None:
         self._registry.add(key, ConfigSection(key, type, default), self.owner)
 
 

@@ -1,0 +1,1 @@
+"""cliproxy provider plugin for the Anthropic Messages API (``claude-api-key`` entries)."""

@@ -1,0 +1,1 @@
+"""cliproxy provider plugin for OpenAI Responses / Codex upstreams (``codex-api-key`` entries)."""

@@ -1,0 +1,1 @@
+"""cliproxy provider plugin for the Gemini API (``gemini-api-key`` / ``generative-language-api-key``)."""

@@ -1,0 +1,160 @@
+"""Executor for the Gemini API (Generative Language) with API keys.
+
+``POST <base>/v1beta/models/<model>:generateContent`` / ``:streamGenerateContent?alt=sse`` / ``:countTokens``.
+Body post-processing follows spec §2.5: ``session_id`` is dropped, a ``-thinking-N`` / ``-nothinking`` model
+suffix overrides the thinking budget, and ``thinkingConfig`` is removed for models without thinking support.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import quote
+
+import msgspec
+from cliproxy.credentials import Credential
+from cliproxy.protocols import UpstreamCall
+from cliproxy.thinking import normalize_budget, split_thinking_suffix
+from cliproxy.upstream import HttpExecutor
+
+from .models import by_id
+
+__all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiExecutor", "split_model"]
+
+DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
+API_VERSION: Final = "v1beta"
+
+#: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. Sampling and safety
+#: settings are rejected or meaningless there (spec §4.0.7).
+_COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config")
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+def split_model(model: str) -> tuple[str, int | None, bool | None]:
+    """``(base model, budget override, include_thoughts override)`` from a thinking-suffixed model name."""
+    name = model.removeprefix("models/")
+    base, cfg = split_thinking_suffix(name)
+    if cfg is None:
+        return name, None, None
+    return base, cfg.budget, cfg.include_thoughts
+
+
+def _set_header(headers: dict[str, str], name: str, value: str) -> None:
+    low = name.lower()
+    for existing in [k for k in headers if k.lower() == low]:
+        del headers[existing]
+    headers[name] = value
+
+
+def _pick(data: dict[str, Any], *names: str) -> str | None:
+    for n in names:
+        if n in data:
+            return n
+    return None
+
+
+class GeminiExecutor(HttpExecutor):
+    name = "gemini"
+    wire_format = "gemini"
+
+    def url(self, call: UpstreamCall, cred: Credential) -> str:
+        base = (cred.base_url or DEFAULT_BASE_URL).rstrip("/")
+        model = quote(split_model(call.model)[0], safe="")
+        if call.action == "count_tokens":
+            return f"{base}/{API_VERSION}/models/{model}:countTokens"
+        if call.stream:
+            return f"{base}/{API_VERSION}/models/{model}:streamGenerateContent?alt=sse"
+        return f"{base}/{API_VERSION}/models/{model}:generateContent"
+
+    def headers(self, call: UpstreamCall, cred: Credential) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if cred.api_key:
+            headers["x-goog-api-key"] = cred.api_key
+        else:
+            token = cred.metadata.get("access_token")
+            if isinstance(token, str) and token:
+                headers["Authorization"] = f"Bearer {token}"
+        for name, value in cred.headers.items():  # configured headers win, as in the reference
+            _set_header(headers, name, value)
+        return headers
+
+    def prepare(self, call: UpstreamCall, cred: Credential) -> bytes:
+        try:
+            data = _decode(call.body)
+        except msgspec.DecodeError:
+            return call.body  # the upstream reports a broken body better than we can
+        if not isinstance(data, dict):
+            return call.body
+        model, budget, include = split_model(call.model)
+        changed = "session_id" in data
+        data.pop("session_id", None)
+        if call.action == "count_tokens":
+            changed = _count_tokens_shape(data, model) or changed
+            return _encode(data) if changed else call.body
+        info = by_id(model)
+        if info is not None and info.thinking is None:
+            changed = _strip_thinking(data) or changed
+        elif budget is not None and info is not None and info.thinking is not None:
+            _override_thinking(data, normalize_budget(budget, info.thinking), include)
+            changed = True
+        return _encode(data) if changed else call.body
+
+
+def _generation_config(data: dict[str, Any], create: bool) -> dict[str, Any] | None:
+    key = _pick(data, "generationConfig", "generation_config")
+    if key is None:
+        if not create:
+            return None
+        key = "generationConfig"
+        data[key] = {}
+    gc = data[key]
+    return gc if isinstance(gc, dict) else None
+
+
+def _strip_thinking(data: dict[str, Any]) -> bool:
+    gc = _generation_config(data, create=False)
+    if gc is None:
+        return False
+    changed = False
+    for key in ("thinkingConfig", "thinking_config"):
+        if key in gc:
+            del gc[key]
+            changed = True
+    return changed
+
+
+def _override_thinking(data: dict[str, Any], budget: int, include: bool | None) -> None:
+    gc = _generation_config(data, create=True)
+    if gc is None:
+        return
+    key = _pick(gc, "thinkingConfig", "thinking_config") or "thinkingConfig"
+    tc = gc.get(key)
+    if not isinstance(tc, dict):
+        tc = gc[key] = {}
+    for k in ("thinking_budget", "thinkingLevel", "thinking_level"):
+        tc.pop(k, None)
+    tc["thinkingBudget"] = budget
+    if include is not None:
+        tc.pop("include_thoughts", None)
+        tc["includeThoughts"] = include
+
+
+def _count_tokens_shape(data: dict[str, Any], model: str) -> bool:
+    """Turn a generate body into ``{"generateContentRequest": {...}}``; bodies already shaped stay as sent."""
+    wrapped = _pick(data, "generateContentRequest", "generate_content_request")
+    if wrapped is not None:
+        inner = data[wrapped]
+        if isinstance(inner, dict) and not inner.get("model"):
+            inner["model"] = f"models/{model}"
+            return True
+        return False
+    if set(data) <= {"contents"}:
+        return False
+    inner = {"model": f"models/{model}"}
+    for key in _COUNT_KEEP:
+        if key in data:
+            inner[key] = data[key]
+    data.clear()
+    data["generateContentRequest"] = inner
+    return True
