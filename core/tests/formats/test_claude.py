@@ -292,7 +292,10 @@ def test_claude_code_request_round_trips_to_a_valid_claude_body() -> None:
         "role": "system",
         "content": [{"type": "text", "text": "The user switched to plan mode."}],
     }
-    assert CODEC.decode_request(enc(data)) == first
+    again = CODEC.decode_request(enc(data))
+    # Sampling knobs are not sent to the current Messages API; everything else survives.
+    assert msgspec.structs.replace(again, temperature=first.temperature) == first
+    assert "temperature" not in data
 
 
 @pytest.mark.parametrize(
@@ -429,7 +432,8 @@ def test_openai_request_to_claude_body() -> None:
     assert data["max_tokens"] == 32000  # required by Anthropic: default when the client sent none
     assert data["stream"] is True
     assert data["stop_sequences"] == ["STOP"]
-    assert data["temperature"] == 0.4 and "top_p" not in data  # §7.25: never both
+    # The current Messages API has no sampling knobs (the SDK's request type dropped them).
+    assert "temperature" not in data and "top_p" not in data and "top_k" not in data
     assert data["metadata"] == {"user_id": "u-9"}
     assert data["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     assert data["tools"][1] == {"name": "no_params", "input_schema": {"type": "object", "properties": {}}}
@@ -480,10 +484,10 @@ def test_reasoning_effort_to_claude_thinking(effort: str, thinking: dict[str, An
         assert data["max_tokens"] > thinking["budget_tokens"]
         assert "temperature" not in data and "top_p" not in data
     else:
-        assert data["max_tokens"] == 4000 and data["temperature"] == 0.2
+        assert data["max_tokens"] == 4000 and "temperature" not in data
 
 
-def test_thinking_budget_raises_max_tokens_and_drops_top_k() -> None:
+def test_thinking_budget_raises_max_tokens_and_drops_sampling() -> None:
     req = ir.Request(
         model="c",
         messages=[ir.Message(role="user", parts=[ir.TextPart("x")])],
@@ -495,7 +499,7 @@ def test_thinking_budget_raises_max_tokens_and_drops_top_k() -> None:
     data = claude_body(req)
     assert data["thinking"] == {"type": "enabled", "budget_tokens": 16000}
     assert data["max_tokens"] == 17000
-    assert data["top_p"] == 0.99 and "top_k" not in data
+    assert "top_p" not in data and "top_k" not in data
 
 
 @pytest.mark.parametrize("mode", ["required", "tool"])

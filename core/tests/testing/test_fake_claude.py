@@ -11,8 +11,9 @@ import httpx
 import msgspec
 import pytest
 from anthropic.types import RawMessageStreamEvent
-from cliproxy.testing import FakeClaude, Reply, ToolCall, Usage, serve_on_loopback
 from pydantic import TypeAdapter
+
+from cliproxy.testing import FakeClaude, Reply, ToolCall, Usage, serve_on_loopback
 
 TOOLS: list[Any] = [
     {

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from cliproxy.testing import FakeGemini, FakeGeminiCLI, Reply, ToolCall, Usage, serve_on_loopback
 from google import genai
 from google.genai import errors, types
+
+from cliproxy.testing import FakeGemini, FakeGeminiCLI, Reply, ToolCall, Usage, serve_on_loopback
 
 SIG = base64.b64encode(b"opaque-thought-signature").decode()
 CONTENTS: list[Any] = [{"role": "user", "parts": [{"text": "weather in Paris?"}]}]
@@ -105,7 +106,7 @@ async def test_generate_content_stream(gemini: tuple[FakeGemini, str]) -> None:
 
 async def test_wire_formats_sse_and_json_array(gemini: tuple[FakeGemini, str]) -> None:
     fake, url = gemini
-    fake.script(Reply(text="a b c", chunk_delay=0.1), Reply(text="a b c", chunk_delay=0.1, finish="length"))
+    fake.script(Reply(text="a b c", chunk_delay=0.05), Reply(text="a b c", chunk_delay=0.15, finish="length"))
     body = {"contents": CONTENTS}
     headers = {"x-goog-api-key": "k"}
     base = f"{url}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
@@ -131,7 +132,7 @@ async def test_wire_formats_sse_and_json_array(gemini: tuple[FakeGemini, str]) -
     array = msgspec.json.decode(whole)
     assert [o["candidates"][0]["content"]["parts"][0]["text"] for o in array] == ["a ", "b ", "c"]
     assert array[-1]["candidates"][0]["finishReason"] == "MAX_TOKENS"
-    assert arrivals[-1][0] - arrivals[0][0] >= 0.15  # streamed incrementally, not buffered
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.2  # streamed incrementally, not buffered
     assert fake.validation_errors == []
 
 
@@ -201,6 +202,11 @@ async def test_validation(gemini: tuple[FakeGemini, str]) -> None:
             "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
         }
         r = await http.post(f"{url}/v1beta/models/gemini-2.5-flash:generateContent", json=good)
+        assert r.status_code == 200
+    fake.allow_fields = {"sessionId"}
+    async with httpx.AsyncClient() as http:
+        body = {"contents": CONTENTS, "sessionId": "s"}
+        r = await http.post(f"{url}/v1beta/models/gemini-2.5-flash:generateContent", json=body)
         assert r.status_code == 200
     assert len(fake.validation_errors) == 5
     assert "temperature" in fake.validation_errors[2] and "contents is not specified" in fake.validation_errors[3]

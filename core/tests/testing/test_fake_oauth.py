@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import msgspec
 import pytest
+
 from cliproxy.testing import FakeOAuthServer, serve_on_loopback
 
 

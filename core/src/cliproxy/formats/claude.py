@@ -733,9 +733,6 @@ def _encode_request(req: ir.Request) -> bytes:
             tool_choice = _ToolChoice(type="auto", disable_parallel_tool_use=no_parallel)
 
     max_tokens = req.max_tokens if req.max_tokens is not None else _default_max_tokens(req.model)
-    temperature = req.temperature
-    top_p = req.top_p if temperature is None else None  # newer models reject both (a6cba25bc)
-    top_k = req.top_k
     thinking: _Thinking | UnsetType = UNSET
     budget = resolve_budget(req.reasoning)
     if budget == 0:
@@ -748,12 +745,6 @@ def _encode_request(req: ir.Request) -> bytes:
             thinking = _Thinking(type="enabled", budget_tokens=budget)
             if max_tokens <= budget:
                 max_tokens = budget + max_tokens  # keep the caller's answer allowance on top of the thinking
-        # With thinking on Anthropic only accepts temperature 1 and top_p >= 0.95, and no top_k.
-        if temperature is not None and temperature != 1:
-            temperature = None
-        if top_p is not None and top_p < 0.95:
-            top_p = None
-        top_k = None
 
     body = _Request(
         model=req.model,
@@ -763,9 +754,8 @@ def _encode_request(req: ir.Request) -> bytes:
         metadata=_Metadata(user_id=req.user) if req.user else UNSET,
         stop_sequences=[s for s in req.stop if s.strip()] or UNSET,
         stream=True if req.stream else UNSET,
-        temperature=temperature if temperature is not None else UNSET,
-        top_p=top_p if top_p is not None else UNSET,
-        top_k=top_k if top_k is not None else UNSET,
+        # Sampling knobs are gone from the current Messages API (the official SDK's request type has no
+        # temperature/top_p/top_k) and current models reject them; other dialects send them routinely.
         tools=tools or UNSET,
         tool_choice=tool_choice,
         thinking=thinking,

@@ -797,7 +797,7 @@ def _encode_request(req: ir.Request) -> bytes:
         max_completion_tokens=req.max_tokens if use_mct else None,
         temperature=req.temperature,
         top_p=req.top_p,
-        top_k=req.top_k,
+        # No top_k: api.openai.com rejects it (Gemini CLI always sends topK, so it would break every call).
         stop=(req.stop[0] if len(req.stop) == 1 else list(req.stop)) if req.stop else None,
         seed=req.seed,
         presence_penalty=req.presence_penalty,

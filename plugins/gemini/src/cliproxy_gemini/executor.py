@@ -87,8 +87,10 @@ class GeminiExecutor(HttpExecutor):
         if not isinstance(data, dict):
             return call.body
         model, budget, include = split_model(call.model)
-        changed = "session_id" in data
+        # Gemini CLI's session id (either spelling) is client bookkeeping the Gemini API rejects.
+        changed = "session_id" in data or "sessionId" in data
         data.pop("session_id", None)
+        data.pop("sessionId", None)
         if call.action == "count_tokens":
             changed = _count_tokens_shape(data, model) or changed
             return _encode(data) if changed else call.body

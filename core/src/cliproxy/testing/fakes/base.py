@@ -388,12 +388,16 @@ class FakeUpstream(FakeApp):
         handler: Handler | None = None,
         validate: bool = True,
         models: Sequence[str] | None = None,
+        allow_fields: Iterable[str] = (),
     ) -> None:
         super().__init__()
         self.keys: set[str] | None = set(keys) if keys is not None else None
         self.key_behaviour: dict[str, Reply] = {}
         self.handler: Handler | None = handler
         self.validate = validate
+        # Top-level body fields accepted beyond the SDK type: extensions of "OpenAI-compatible" servers
+        # (vLLM/OpenRouter ``top_k``, ``min_p`` ...) that the real first-party API would reject.
+        self.allow_fields: set[str] = set(allow_fields)
         self.models: list[str] = list(models) if models else self.default_models()
         self.validation_errors: list[str] = []
         self.disconnects = 0
@@ -501,6 +505,9 @@ class FakeUpstream(FakeApp):
             return None
         if rec.method in ("POST", "PUT", "PATCH") and not isinstance(rec.json, dict):
             return "request body is not a JSON object"
+        if self.allow_fields and isinstance(rec.json, dict):
+            body = {k: v for k, v in rec.json.items() if k not in self.allow_fields}
+            rec = msgspec.structs.replace(rec, json=body)
         try:
             return endpoint.validate(rec)
         except Exception as exc:  # a validator bug must surface as a failure, not a hang

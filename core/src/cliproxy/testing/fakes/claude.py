@@ -89,9 +89,10 @@ class FakeClaude(FakeUpstream):
         handler: Handler | None = None,
         validate: bool = True,
         models: Sequence[str] | None = None,
+        allow_fields: Sequence[str] = (),
         require_version: bool = True,
     ) -> None:
-        super().__init__(keys=keys, handler=handler, validate=validate, models=models)
+        super().__init__(keys=keys, handler=handler, validate=validate, models=models, allow_fields=allow_fields)
         self.require_version = require_version
         self._validate_create = _validator("create")
         self._validate_count = _validator("count")

@@ -331,12 +331,13 @@ class FakeGeminiCLI(FakeGemini):
         handler: Handler | None = None,
         validate: bool = True,
         models: Sequence[str] | None = None,
+        allow_fields: Sequence[str] = (),
         project: str = "fake-project-123",
         onboarded: bool = True,
         onboard_polls: int = 0,
         tier: str = "free-tier",
     ) -> None:
-        super().__init__(keys=keys, handler=handler, validate=validate, models=models)
+        super().__init__(keys=keys, handler=handler, validate=validate, models=models, allow_fields=allow_fields)
         self.project = project
         self.onboarded = onboarded
         self.onboard_polls = onboard_polls

@@ -88,9 +88,10 @@ class FakeOpenAIChat(FakeUpstream):
         handler: Handler | None = None,
         validate: bool = True,
         models: Sequence[str] | None = None,
+        allow_fields: Sequence[str] = (),
         reasoning_field: str | None = "reasoning_content",
     ) -> None:
-        super().__init__(keys=keys, handler=handler, validate=validate, models=models)
+        super().__init__(keys=keys, handler=handler, validate=validate, models=models, allow_fields=allow_fields)
         self.prefix = prefix.rstrip("/")
         self.reasoning_field = reasoning_field
 

@@ -56,8 +56,9 @@ class FakeOpenAIResponses(FakeUpstream):
         handler: Handler | None = None,
         validate: bool = True,
         models: Sequence[str] | None = None,
+        allow_fields: Sequence[str] = (),
     ) -> None:
-        super().__init__(keys=keys, handler=handler, validate=validate, models=models)
+        super().__init__(keys=keys, handler=handler, validate=validate, models=models, allow_fields=allow_fields)
         self.prefixes = [p.rstrip("/") for p in prefixes]
 
     def default_models(self) -> list[str]:
