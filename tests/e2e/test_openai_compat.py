@@ -227,3 +227,17 @@ async def test_root_health_and_head(proxy: ProxyHandle) -> None:
         assert (await http.get(proxy.url + "/healthz")).json() == {"status": "ok"}
         pre = await http.options(proxy.v1 + "/chat/completions")
         assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "*"
+
+
+async def test_dynamic_provider_syntax_sends_any_model_verbatim(
+    fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle
+) -> None:
+    up, _ = fake
+    up.script(Reply(text="dynamic"))
+    resp = await client(proxy).chat.completions.create(
+        model="fakeup://vendor/some-model:free", messages=[{"role": "user", "content": "x"}]
+    )
+    assert resp.choices[0].message.content == "dynamic"
+    assert up.last.model == "vendor/some-model:free"
+    with pytest.raises(openai.BadRequestError):
+        await client(proxy).chat.completions.create(model="nosuch://m", messages=[{"role": "user", "content": "x"}])

@@ -170,13 +170,19 @@ class ExecutionService:
             raise ProxyError(400, "the request has no model", code="model_required")
         providers = self.registry.providers_for(model)
         override: ir.ReasoningConfig | None = None
+        serves: Callable[[str, str], bool] | None = self.registry.serves
         if not providers:
-            # ``gemini-2.5-pro-thinking-4096`` / ``gpt-5-high``: route the base model with that thinking setting.
-            base, override = split_thinking_suffix(model)
-            providers = self.registry.providers_for(base) if override is not None else []
-            if not providers:
-                raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
-            model = base
+            dynamic = self._dynamic_provider(model)
+            if dynamic is not None:
+                # ``openrouter://moonshotai/kimi-k2:free``: any model of a configured compat provider, verbatim.
+                providers, model, serves = [dynamic[0]], dynamic[1], None
+            else:
+                # ``gemini-2.5-pro-thinking-4096`` / ``gpt-5-high``: the base model with that thinking setting.
+                base, override = split_thinking_suffix(model)
+                providers = self.registry.providers_for(base) if override is not None else []
+                if not providers:
+                    raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
+                model = base
         attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream)
         attempt.reasoning_override = override
         policy = self.retry  # a reload swaps the policy; this request keeps the one it started with
@@ -193,7 +199,7 @@ class ExecutionService:
             for provider in self.pool.rotate_providers(model, providers):
                 while True:
                     try:
-                        cred = self.pool.pick(provider, model, tried, self.registry.serves, allow)
+                        cred = self.pool.pick(provider, model, tried, serves, allow)
                     except NoCredentialError as exc:
                         no_cred = _worse(no_cred, exc)
                         break
@@ -226,6 +232,16 @@ class ExecutionService:
         err: ProxyError | None = quota or last or no_cred
         assert err is not None
         raise self._final(err, model, providers)
+
+    def _dynamic_provider(self, model: str) -> tuple[str, str] | None:
+        """``<compat name>://<upstream model>`` when ``<compat name>`` is a configured compat provider."""
+        name, sep, rest = model.partition("://")
+        if not sep or not rest or not name:
+            return None
+        for cred in self.pool.credentials():
+            if cred.executor == "openai-compat" and cred.attributes.get("compat_name") == name:
+                return cred.provider, rest
+        return None
 
     def _should_fail_over(self, exc: UpstreamError, policy: RetryPolicy | None = None) -> bool:
         """Move on to the next credential? Client errors, and 429 without switch-project, are answered."""
