@@ -31,36 +31,54 @@ CODECS = {
 def claude_code_request(target_bytes: int = 200_000) -> bytes:
     tools = []
     for i in range(24):
-        tools.append({
-            "name": f"Tool{i}",
-            "description": "Executes a given command in a persistent shell session with optional timeout. " * 4,
-            "input_schema": {
-                "type": "object",
-                "$schema": "http://json-schema.org/draft-07/schema#",
-                "additionalProperties": False,
-                "properties": {
-                    "command": {"type": "string", "description": "The command to execute"},
-                    "timeout": {"type": "number", "description": "Optional timeout in milliseconds"},
-                    "paths": {"type": "array", "items": {"type": "string", "format": "uri"}},
-                    "mode": {"type": ["string", "null"], "enum": ["fast", "slow", None]},
+        tools.append(
+            {
+                "name": f"Tool{i}",
+                "description": "Executes a given command in a persistent shell session with optional timeout. " * 4,
+                "input_schema": {
+                    "type": "object",
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "additionalProperties": False,
+                    "properties": {
+                        "command": {"type": "string", "description": "The command to execute"},
+                        "timeout": {"type": "number", "description": "Optional timeout in milliseconds"},
+                        "paths": {"type": "array", "items": {"type": "string", "format": "uri"}},
+                        "mode": {"type": ["string", "null"], "enum": ["fast", "slow", None]},
+                    },
+                    "required": ["command"],
                 },
-                "required": ["command"],
-            },
-        })
+            }
+        )
     messages: list[dict[str, Any]] = []
     filler = "The quick brown fox jumps over the lazy dog while the build runs its tests. " * 20
     i = 0
     while len(msgspec.json.encode(messages)) < target_bytes:
         tid = f"toolu_{i:020d}"
-        messages.append({"role": "user", "content": [
-            {"type": "text", "text": f"<system-reminder>step {i}</system-reminder>"},
-            {"type": "text", "text": filler, "cache_control": {"type": "ephemeral"}}]})
-        messages.append({"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "Let me look at the files. " * 10, "signature": "c2ln" * 40},
-            {"type": "text", "text": "I'll run the tests."},
-            {"type": "tool_use", "id": tid, "name": f"Tool{i % 24}", "input": {"command": f"pytest -k t{i}"}}]})
-        messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": tid, "content": filler[:800], "is_error": False}]})
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": f"<system-reminder>step {i}</system-reminder>"},
+                    {"type": "text", "text": filler, "cache_control": {"type": "ephemeral"}},
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "Let me look at the files. " * 10, "signature": "c2ln" * 40},
+                    {"type": "text", "text": "I'll run the tests."},
+                    {"type": "tool_use", "id": tid, "name": f"Tool{i % 24}", "input": {"command": f"pytest -k t{i}"}},
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": tid, "content": filler[:800], "is_error": False}],
+            }
+        )
         i += 1
     messages.append({"role": "user", "content": "Now summarise what failed."})
     body = {
@@ -92,8 +110,9 @@ def timeit(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 def stream_events(dialect: str, n: int) -> list[SSEEvent]:
     """A realistic upstream stream in ``dialect``, produced by that dialect's own encoder."""
-    req = ir.Request(model="m", messages=[ir.Message(role="user", parts=[ir.TextPart("hi")])], stream=True,
-                     include_usage=True)
+    req = ir.Request(
+        model="m", messages=[ir.Message(role="user", parts=[ir.TextPart("hi")])], stream=True, include_usage=True
+    )
     enc = CODECS[dialect].stream_encoder(req)
     wire = enc.encode(ir.Start(id="resp_1", model="m"))
     for i in range(n):

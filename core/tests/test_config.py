@@ -109,8 +109,10 @@ def test_example_from_reference_readme_loads(tmp_path: Path) -> None:
         ("port: 70000\n", "config.yaml:1: port: must be between 0 and 65535, got 70000"),
         ("debug: [\n", "config.yaml:2: invalid YAML"),
         ("- just\n- a list\n", "config.yaml:1: the config must be a mapping"),
-        ("remote-management:\n  allow-remote: maybe\n",
-         'config.yaml:2: remote-management.allow-remote: expected a boolean (true/false), got "maybe"'),
+        (
+            "remote-management:\n  allow-remote: maybe\n",
+            'config.yaml:2: remote-management.allow-remote: expected a boolean (true/false), got "maybe"',
+        ),
     ],
 )
 def test_invalid_values_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:

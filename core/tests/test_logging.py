@@ -21,7 +21,9 @@ def test_redact_patterns() -> None:
 def test_file_logging_is_json_and_redacted(tmp_path: Path) -> None:
     configure_logging(to_file=True, log_dir=tmp_path)
     try:
-        get_logger("t").info("calling upstream", api_key="sk-live-abcdefghijkl", url="https://h/?key=AIzaSyZZZZZZZZZZZZZZ")
+        get_logger("t").info(
+            "calling upstream", api_key="sk-live-abcdefghijkl", url="https://h/?key=AIzaSyZZZZZZZZZZZZZZ"
+        )
         logging.getLogger("other").warning("header was Bearer tok_1234567890")
         for h in logging.getLogger().handlers:
             h.flush()

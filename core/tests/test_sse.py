@@ -9,10 +9,10 @@ from cliproxy.sse import SSEEvent, SSEParser, frame
 
 WIRE = (
     b": keep-alive\n\n"
-    b"event: message_start\ndata: {\"a\":1}\n\n"
-    b"data: {\"b\":2}\r\n\r\n"
+    b'event: message_start\ndata: {"a":1}\n\n'
+    b'data: {"b":2}\r\n\r\n'
     b"data: line1\ndata: line2\n\n"
-    b"id: 7\nretry: 10\ndata:{\"nospace\":true}\n\n"
+    b'id: 7\nretry: 10\ndata:{"nospace":true}\n\n'
     b"data: [DONE]\n\n"
 )
 EXPECTED = [

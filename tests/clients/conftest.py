@@ -28,9 +28,7 @@ def clients_bin() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("the real-client tests need node and npm on PATH to install the CLIs")
     env = dict(os.environ, CLIENTS_PREFIX=str(PREFIX))
-    proc = subprocess.run(
-        ["bash", str(INSTALL)], env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+    proc = subprocess.run(["bash", str(INSTALL)], env=env, capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode == NO_NODE:
         pytest.skip(f"the real-client tests cannot install the CLIs: {proc.stderr.strip()}")
     if proc.returncode != 0:

@@ -307,9 +307,14 @@ def warm_up() -> None:
     # The fakes build (and cache) their pydantic validators on first use inside warnings.catch_warnings(),
     # which is not thread-safe; build them here so server threads only ever read the cache.
     user = {"role": "user", "content": "hi"}
-    gemini_body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
-                   "systemInstruction": {"parts": [{"text": "s"}]}, "tools": [{"functionDeclarations": []}],
-                   "generationConfig": {"temperature": 1}, "toolConfig": {}, "safetySettings": []}
+    gemini_body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "systemInstruction": {"parts": [{"text": "s"}]},
+        "tools": [{"functionDeclarations": []}],
+        "generationConfig": {"temperature": 1},
+        "toolConfig": {},
+        "safetySettings": [],
+    }
     probes: list[tuple[FakeUpstream, str, dict[str, str], dict[str, Any]]] = [
         (FakeOpenAIChat(), "/v1/chat/completions", {}, {"model": "m", "stream": True, "messages": [user]}),
         (CodexTolerantResponses(), "/v1/responses", {}, {"model": "m", "stream": True, "input": "hi"}),
@@ -421,8 +426,9 @@ GEMINI_SETTINGS = {
 }
 
 
-def client_command(client: str, kind: str, model: str, proxy: str, bin_dir: Path, home: Path, tmp: Path
-                   ) -> tuple[list[str], dict[str, str]]:
+def client_command(
+    client: str, kind: str, model: str, proxy: str, bin_dir: Path, home: Path, tmp: Path
+) -> tuple[list[str], dict[str, str]]:
     env = _base_env(bin_dir, home, tmp)
     prompt = PROMPTS[kind]
     if client == "claude":
@@ -488,8 +494,16 @@ def client_command(client: str, kind: str, model: str, proxy: str, bin_dir: Path
             "stream_idle_timeout_ms = 90000\n"
         )
         env.update(CODEX_HOME=str(codex_home), CLIPROXY_API_KEY=CLIENT_KEY)
-        argv = [str(bin_dir / "codex"), "exec", "--skip-git-repo-check", "--color", "never",
-                "-o", str(tmp / "last.txt"), prompt]
+        argv = [
+            str(bin_dir / "codex"),
+            "exec",
+            "--skip-git-repo-check",
+            "--color",
+            "never",
+            "-o",
+            str(tmp / "last.txt"),
+            prompt,
+        ]
         return argv, env
     raise AssertionError(client)
 
@@ -503,14 +517,21 @@ def run_client(bin_dir: Path, client: str, upstream: str, kind: str) -> Run:
         home, tmp, cwd = Path(base, "home"), Path(base, "tmp"), Path(base, "cwd")
         for d in (home, tmp, cwd):
             d.mkdir()
-        with serve_in_thread(fake) as up_url, proxy_in_thread(
-            f"api-keys: [{CLIENT_KEY}]\n" + spec.config(up_url)
-        ) as proxy_url:
+        with (
+            serve_in_thread(fake) as up_url,
+            proxy_in_thread(f"api-keys: [{CLIENT_KEY}]\n" + spec.config(up_url)) as proxy_url,
+        ):
             argv, env = client_command(client, kind, spec.model, proxy_url, bin_dir, home, tmp)
             started = time.monotonic()
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, start_new_session=True,
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
             )
             try:
                 run.stdout, run.stderr = proc.communicate(timeout=RUN_TIMEOUT)

@@ -78,8 +78,6 @@ codex-api-key:
             yield Env(proxy, fakes)
 
 
-
-
 @pytest.fixture
 def fresh_pool(env: Env) -> None:
     """Cooldowns from a previous test's deliberate failures must not leak into the next test."""

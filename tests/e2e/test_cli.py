@@ -16,8 +16,9 @@ BIN = str(Path(sys.executable).parent / "cliproxy")
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [BIN, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env={**os.environ, **(env or {})}
+    )
 
 
 def free_port() -> int:
@@ -65,8 +66,14 @@ def test_config_check(tmp_path: Path) -> None:
 def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "HOME": str(tmp_path)}
-    proc = subprocess.Popen([BIN, "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [BIN, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         started = time.monotonic()
         while True:

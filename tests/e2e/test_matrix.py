@@ -8,7 +8,6 @@ against the providers' SDK types. Scenarios: text (stream and not), a full tool 
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +31,7 @@ UPSTREAMS = ["openai", "responses", "claude", "gemini"]
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("fresh_pool")]
 
 # 1x1 red PNG
-PNG_B64 = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
-)
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 CLIENTS = ["openai", "responses", "claude", "gemini", "gemini-cli"]
 WEATHER_SCHEMA = {
     "type": "object",
@@ -57,16 +54,35 @@ async def call_openai(p: ProxyHandle, model: str, stream: bool, turn: str, tool_
     messages: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
     kwargs: dict[str, Any] = {}
     if turn == "image":
-        messages = [{"role": "user", "content": [
-            {"type": "text", "text": "Describe this image"},
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}]}]
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe this image"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+                ],
+            }
+        ]
     if turn in ("tool", "tool_result"):
-        kwargs["tools"] = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                                                             "parameters": WEATHER_SCHEMA}}]
+        kwargs["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": "get_weather", "description": "Weather", "parameters": WEATHER_SCHEMA},
+            }
+        ]
     if turn == "tool_result":
         messages += [
-            {"role": "assistant", "content": None, "tool_calls": [{"id": tool_id, "type": "function", "function": {
-                "name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": tool_id,
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": tool_id, "content": "sunny, 24C"},
         ]
     if turn == "thinking":
@@ -103,12 +119,25 @@ async def call_responses(p: ProxyHandle, model: str, stream: bool, turn: str, to
     inp: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
     kwargs: dict[str, Any] = {}
     if turn == "image":
-        inp = [{"role": "user", "content": [
-            {"type": "input_text", "text": "Describe this image"},
-            {"type": "input_image", "detail": "auto", "image_url": f"data:image/png;base64,{PNG_B64}"}]}]
+        inp = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Describe this image"},
+                    {"type": "input_image", "detail": "auto", "image_url": f"data:image/png;base64,{PNG_B64}"},
+                ],
+            }
+        ]
     if turn in ("tool", "tool_result"):
-        kwargs["tools"] = [{"type": "function", "name": "get_weather", "description": "Weather",
-                            "parameters": WEATHER_SCHEMA, "strict": False}]
+        kwargs["tools"] = [
+            {
+                "type": "function",
+                "name": "get_weather",
+                "description": "Weather",
+                "parameters": WEATHER_SCHEMA,
+                "strict": False,
+            }
+        ]
     if turn == "tool_result":
         inp += [
             {"type": "function_call", "call_id": tool_id, "name": "get_weather", "arguments": '{"city": "Paris"}'},
@@ -140,15 +169,23 @@ async def call_claude(p: ProxyHandle, model: str, stream: bool, turn: str, tool_
     messages: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
     kwargs: dict[str, Any] = {"max_tokens": 4096}
     if turn == "image":
-        messages = [{"role": "user", "content": [
-            {"type": "text", "text": "Describe this image"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}}]}]
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe this image"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64}},
+                ],
+            }
+        ]
     if turn in ("tool", "tool_result"):
         kwargs["tools"] = [{"name": "get_weather", "description": "Weather", "input_schema": WEATHER_SCHEMA}]
     if turn == "tool_result":
         messages += [
-            {"role": "assistant", "content": [{"type": "tool_use", "id": tool_id, "name": "get_weather",
-                                               "input": {"city": "Paris"}}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": tool_id, "name": "get_weather", "input": {"city": "Paris"}}],
+            },
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "sunny, 24C"}]},
         ]
     if turn == "thinking":
@@ -173,14 +210,24 @@ async def call_claude(p: ProxyHandle, model: str, stream: bool, turn: str, tool_
 def gemini_contents(turn: str, tool_id: str) -> list[dict[str, Any]]:
     contents: list[dict[str, Any]] = [{"role": "user", "parts": [{"text": "What is the weather in Paris?"}]}]
     if turn == "image":
-        contents = [{"role": "user", "parts": [{"text": "Describe this image"},
-                                               {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}]}]
+        contents = [
+            {
+                "role": "user",
+                "parts": [{"text": "Describe this image"}, {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}],
+            }
+        ]
     if turn == "tool_result":
         contents += [
-            {"role": "model", "parts": [{"functionCall": {"id": tool_id, "name": "get_weather",
-                                                          "args": {"city": "Paris"}}}]},
-            {"role": "user", "parts": [{"functionResponse": {"id": tool_id, "name": "get_weather",
-                                                             "response": {"result": "sunny, 24C"}}}]},
+            {
+                "role": "model",
+                "parts": [{"functionCall": {"id": tool_id, "name": "get_weather", "args": {"city": "Paris"}}}],
+            },
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"id": tool_id, "name": "get_weather", "response": {"result": "sunny, 24C"}}}
+                ],
+            },
         ]
     return contents
 
@@ -202,8 +249,15 @@ async def call_gemini(p: ProxyHandle, model: str, stream: bool, turn: str, tool_
     client = genai.Client(api_key=KEY, http_options=gt.HttpOptions(base_url=p.url, api_version="v1beta"))
     config: dict[str, Any] = {}
     if turn in ("tool", "tool_result"):
-        config["tools"] = [gt.Tool(function_declarations=[gt.FunctionDeclaration(
-            name="get_weather", description="Weather", parameters_json_schema=WEATHER_SCHEMA)])]
+        config["tools"] = [
+            gt.Tool(
+                function_declarations=[
+                    gt.FunctionDeclaration(
+                        name="get_weather", description="Weather", parameters_json_schema=WEATHER_SCHEMA
+                    )
+                ]
+            )
+        ]
         config["automatic_function_calling"] = gt.AutomaticFunctionCallingConfig(disable=True)
     if turn == "thinking":
         config["thinking_config"] = gt.ThinkingConfig(include_thoughts=True, thinking_budget=2048)
@@ -222,8 +276,13 @@ async def call_gemini(p: ProxyHandle, model: str, stream: bool, turn: str, tool_
 async def call_gemini_cli(p: ProxyHandle, model: str, stream: bool, turn: str, tool_id: str = "") -> Result:
     request: dict[str, Any] = {"contents": gemini_contents(turn, tool_id)}
     if turn in ("tool", "tool_result"):
-        request["tools"] = [{"functionDeclarations": [
-            {"name": "get_weather", "description": "Weather", "parametersJsonSchema": WEATHER_SCHEMA}]}]
+        request["tools"] = [
+            {
+                "functionDeclarations": [
+                    {"name": "get_weather", "description": "Weather", "parametersJsonSchema": WEATHER_SCHEMA}
+                ]
+            }
+        ]
     if turn == "thinking":
         request["generationConfig"] = {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 2048}}
     body = {"model": model, "project": "my-project", "user_prompt_id": "p1", "request": request}
@@ -231,8 +290,9 @@ async def call_gemini_cli(p: ProxyHandle, model: str, stream: bool, turn: str, t
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(timeout=30) as http:
         if stream:
-            async with http.stream("POST", p.url + "/v1internal:streamGenerateContent?alt=sse", json=body,
-                                   headers=headers) as r:
+            async with http.stream(
+                "POST", p.url + "/v1internal:streamGenerateContent?alt=sse", json=body, headers=headers
+            ) as r:
                 assert r.status_code == 200, await r.aread()
                 async for line in r.aiter_lines():
                     if line.startswith("data:"):
@@ -328,7 +388,3 @@ async def test_thinking(env: Any, client: str, upstream: str, stream: bool) -> N
     # Every client dialect has a place for reasoning text; it must arrive there.
     assert "Let me think about Paris." in out.reasoning
     assert fake.validation_errors == []
-
-
-def test_png_is_valid() -> None:
-    assert base64.b64decode(PNG_B64).startswith(b"\x89PNG")

@@ -51,9 +51,7 @@ def client(handle: ProxyHandle, key: str = CLIENT_KEY) -> openai.AsyncOpenAI:
 async def test_chat_alias_is_rewritten_to_upstream_name(fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle) -> None:
     up, _ = fake
     up.script(Reply(text="Hello from upstream", model="upstream-model-x"))
-    resp = await client(proxy).chat.completions.create(
-        model="my-alias", messages=[{"role": "user", "content": "hi"}]
-    )
+    resp = await client(proxy).chat.completions.create(model="my-alias", messages=[{"role": "user", "content": "hi"}])
     assert resp.choices[0].message.content == "Hello from upstream"
     assert up.last.model == "upstream-model-x"
     assert up.last.header("authorization") in ("Bearer up-1", "Bearer up-2")
@@ -64,7 +62,9 @@ async def test_streaming_relays_every_chunk(fake: tuple[FakeOpenAIChat, str], pr
     up, _ = fake
     up.script(Reply(text="one two three four five", chunks=5))
     stream = await client(proxy).chat.completions.create(
-        model="my-alias", messages=[{"role": "user", "content": "count"}], stream=True,
+        model="my-alias",
+        messages=[{"role": "user", "content": "count"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     parts: list[str] = []
@@ -85,12 +85,15 @@ async def test_stream_is_not_buffered(fake: tuple[FakeOpenAIChat, str], proxy: P
     up, _ = fake
     up.script(Reply(text="a b c d e f", chunks=6, chunk_delay=0.25))
     arrivals: list[float] = []
-    async with httpx.AsyncClient(timeout=30) as http, http.stream(
-        "POST",
-        proxy.v1 + "/chat/completions",
-        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
-        json={"model": "my-alias", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ) as resp:
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream(
+            "POST",
+            proxy.v1 + "/chat/completions",
+            headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+            json={"model": "my-alias", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        ) as resp,
+    ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         async for chunk in resp.aiter_bytes():
@@ -104,12 +107,15 @@ async def test_stream_is_not_buffered(fake: tuple[FakeOpenAIChat, str], proxy: P
 async def test_client_disconnect_cancels_upstream(fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle) -> None:
     up, _ = fake
     up.script(Reply(text=" ".join(["tok"] * 40), chunks=40, chunk_delay=0.2))
-    async with httpx.AsyncClient(timeout=30) as http, http.stream(
-        "POST",
-        proxy.v1 + "/chat/completions",
-        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
-        json={"model": "my-alias", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ) as resp:
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream(
+            "POST",
+            proxy.v1 + "/chat/completions",
+            headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+            json={"model": "my-alias", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        ) as resp,
+    ):
         async for chunk in resp.aiter_bytes():
             if b"data:" in chunk:
                 break
@@ -124,18 +130,33 @@ async def test_tool_call_round_trip(fake: tuple[FakeOpenAIChat, str], proxy: Pro
         Reply(text="It is sunny in Paris."),
     )
     c = client(proxy)
-    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-              "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                             "required": ["city"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
     messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Paris?"}]
     first = await c.chat.completions.create(model="my-alias", messages=messages, tools=tools)  # type: ignore[arg-type]
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather" and '"Paris"' in call.function.arguments
     messages += [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call.id, "type": "function",
-             "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call.id, "content": "sunny, 24C"},
     ]
     second = await c.chat.completions.create(model="my-alias", messages=messages, tools=tools)  # type: ignore[arg-type]
@@ -152,8 +173,14 @@ async def test_missing_or_wrong_key_gets_openai_shaped_401(proxy: ProxyHandle) -
     async with httpx.AsyncClient() as http:
         r = await http.post(proxy.v1 + "/chat/completions", json={"model": "my-alias"})
     assert r.status_code == 401
-    assert r.json() == {"error": {"message": "Missing API key", "type": "authentication_error", "param": None,
-                                  "code": "invalid_api_key"}}
+    assert r.json() == {
+        "error": {
+            "message": "Missing API key",
+            "type": "authentication_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
 
 
 @pytest.mark.parametrize(
@@ -176,8 +203,9 @@ async def test_models_lists_alias_in_both_styles(proxy: ProxyHandle) -> None:
     assert [m.id for m in models.data] == ["my-alias"]
     assert models.data[0].owned_by == "fakeup"
     async with httpx.AsyncClient() as http:
-        r = await http.get(proxy.v1 + "/models",
-                           headers={"x-api-key": CLIENT_KEY, "user-agent": "claude-cli/2.1 (external, cli)"})
+        r = await http.get(
+            proxy.v1 + "/models", headers={"x-api-key": CLIENT_KEY, "user-agent": "claude-cli/2.1 (external, cli)"}
+        )
     body = r.json()
     assert "object" not in body and body["data"][0]["id"] == "my-alias"
     assert body["data"][0]["display_name"] == "upstream-model-x"
@@ -200,12 +228,14 @@ async def test_unknown_model_names_the_model(proxy: ProxyHandle) -> None:
 
 async def test_malformed_body_is_a_clear_400(proxy: ProxyHandle) -> None:
     async with httpx.AsyncClient() as http:
-        r = await http.post(proxy.v1 + "/chat/completions", content=b"{not json",
-                            headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+        r = await http.post(
+            proxy.v1 + "/chat/completions", content=b"{not json", headers={"Authorization": f"Bearer {CLIENT_KEY}"}
+        )
         assert r.status_code == 400
         assert r.json()["error"]["type"] == "invalid_request_error"
-        r = await http.post(proxy.v1 + "/chat/completions", json={"model": 5},
-                            headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+        r = await http.post(
+            proxy.v1 + "/chat/completions", json={"model": 5}, headers={"Authorization": f"Bearer {CLIENT_KEY}"}
+        )
         assert r.status_code == 400 and "model" in r.json()["error"]["message"]
 
 

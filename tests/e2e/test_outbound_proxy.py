@@ -94,12 +94,13 @@ async def ask(url: str, stream: bool = False) -> str:
 
 
 async def wait_for_log(log: Path, needle: str) -> str:
+    """pproxy logs each tunnelled connection; the log shows which proxy carried the upstream call."""
     for _ in range(100):
-        text = log.read_text(errors="replace")
+        text = await asyncio.to_thread(log.read_text, errors="replace")
         if needle in text:
             return text
         await asyncio.sleep(0.02)
-    return log.read_text(errors="replace")
+    return await asyncio.to_thread(log.read_text, errors="replace")
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5"])
@@ -115,7 +116,7 @@ async def test_global_proxy(scheme: str, upstream: tuple[FakeOpenAIChat, str], t
 
 
 async def test_per_key_proxy_wins_over_global(upstream: tuple[FakeOpenAIChat, str], tmp_path: Path) -> None:
-    fake, url = upstream
+    _, url = upstream
     port = url.rsplit(":", 1)[1]
     with pproxy("http", tmp_path) as (global_url, global_log), pproxy("socks5", tmp_path) as (key_url, key_log):
         async with run_proxy(config(url, global_proxy=global_url, key_proxy=key_url)) as h:
@@ -125,7 +126,7 @@ async def test_per_key_proxy_wins_over_global(upstream: tuple[FakeOpenAIChat, st
 
 
 async def test_https_proxy_with_private_ca(upstream: tuple[FakeOpenAIChat, str], tmp_path: Path) -> None:
-    fake, url = upstream
+    _, url = upstream
     port = url.rsplit(":", 1)[1]
     ca = trustme.CA()
     ctx = ssl.create_default_context()

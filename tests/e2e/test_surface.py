@@ -30,8 +30,9 @@ async def test_upstream_400_reaches_claude_client_in_claude_shape(env: Any, upst
     fake.script(Reply(status=400, error_message="prompt is too long: 300000 tokens"))
     async with anthropic.AsyncAnthropic(base_url=env.proxy.url, api_key=env.key, max_retries=0) as c:
         with pytest.raises(anthropic.BadRequestError) as exc:
-            await c.messages.create(model=env.models[upstream], max_tokens=10,
-                                    messages=[{"role": "user", "content": "x"}])
+            await c.messages.create(
+                model=env.models[upstream], max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            )
     body = exc.value.body
     assert isinstance(body, dict) and body["type"] == "error"
     assert body["error"]["type"] == "invalid_request_error"
@@ -45,9 +46,11 @@ async def test_upstream_error_in_gemini_shape(env: Any, upstream: str) -> None:
     fake.reset()
     fake.script(Reply(status=400, error_message="bad thing"))
     async with httpx.AsyncClient() as http:
-        r = await http.post(f"{env.proxy.url}/v1beta/models/{env.models[upstream]}:generateContent",
-                            headers={"x-goog-api-key": env.key},
-                            json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]})
+        r = await http.post(
+            f"{env.proxy.url}/v1beta/models/{env.models[upstream]}:generateContent",
+            headers={"x-goog-api-key": env.key},
+            json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
+        )
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == 400 and err["status"] == "INVALID_ARGUMENT" and "bad thing" in err["message"]
@@ -59,8 +62,11 @@ async def test_same_family_error_passes_through_verbatim(env: Any) -> None:
     raw = b'{"error":{"message":"custom upstream text","type":"invalid_request_error","param":"messages","code":"x1"}}'
     fake.script(Reply(status=400, error_body=raw))
     async with httpx.AsyncClient() as http:
-        r = await http.post(env.proxy.v1 + "/chat/completions", headers=auth(env),
-                            json={"model": env.models["openai"], "messages": [{"role": "user", "content": "x"}]})
+        r = await http.post(
+            env.proxy.v1 + "/chat/completions",
+            headers=auth(env),
+            json={"model": env.models["openai"], "messages": [{"role": "user", "content": "x"}]},
+        )
     assert r.status_code == 400 and r.content == raw
 
 
@@ -83,13 +89,17 @@ async def test_mid_stream_failure_ends_with_dialect_error(env: Any, client: str,
     fake.script(Reply(text="one two three four five six seven eight", chunks=8, fail_mid_stream=True, fail_after=4))
     model = env.models[upstream]
     if client == "openai":
-        url, body = env.proxy.v1 + "/chat/completions", {"model": model, "stream": True,
-                                                          "messages": [{"role": "user", "content": "x"}]}
+        url, body = (
+            env.proxy.v1 + "/chat/completions",
+            {"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        )
     elif client == "responses":
         url, body = env.proxy.v1 + "/responses", {"model": model, "stream": True, "input": "x"}
     elif client == "claude":
-        url, body = env.proxy.url + "/v1/messages", {"model": model, "stream": True, "max_tokens": 50,
-                                                      "messages": [{"role": "user", "content": "x"}]}
+        url, body = (
+            env.proxy.url + "/v1/messages",
+            {"model": model, "stream": True, "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]},
+        )
     else:
         url = f"{env.proxy.url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
         body = {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
@@ -121,15 +131,21 @@ async def test_gemini_routes_accept_slashes_and_reject_unknown_methods(env: Any)
     fake.script(Reply(text="routed"))
     async with httpx.AsyncClient() as http:
         # The compat model alias contains no slash; the full "models/<id>" form must route too.
-        r = await http.post(f"{env.proxy.url}/v1beta/models/models/{env.models['openai']}:generateContent",
-                            headers={"x-goog-api-key": env.key},
-                            json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]})
+        r = await http.post(
+            f"{env.proxy.url}/v1beta/models/models/{env.models['openai']}:generateContent",
+            headers={"x-goog-api-key": env.key},
+            json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
+        )
         assert r.status_code == 200, r.text
-        r = await http.post(f"{env.proxy.url}/v1beta/models/org/some-model:generateContent",
-                            headers={"x-goog-api-key": env.key}, json={"contents": []})
+        r = await http.post(
+            f"{env.proxy.url}/v1beta/models/org/some-model:generateContent",
+            headers={"x-goog-api-key": env.key},
+            json={"contents": []},
+        )
         assert r.status_code == 400 and "unknown provider for model org/some-model" in r.json()["error"]["message"]
-        r = await http.post(f"{env.proxy.url}/v1beta/models/gemini-2.5-flash:foo",
-                            headers={"x-goog-api-key": env.key}, json={})
+        r = await http.post(
+            f"{env.proxy.url}/v1beta/models/gemini-2.5-flash:foo", headers={"x-goog-api-key": env.key}, json={}
+        )
         assert r.status_code == 404 and r.json()["error"]["status"] == "NOT_FOUND"
 
 
@@ -140,15 +156,19 @@ async def test_model_listings(env: Any) -> None:
         ids = {m["id"] for m in oai["data"]}
         assert set(env.models.values()) <= ids
         assert set(oai["data"][0]) == {"id", "object", "created", "owned_by"}
-        cl = (await http.get(env.proxy.v1 + "/models",
-                             headers={**auth(env), "user-agent": "claude-cli/2.1.197 (external, sdk-cli)"})).json()
+        cl = (
+            await http.get(
+                env.proxy.v1 + "/models", headers={**auth(env), "user-agent": "claude-cli/2.1.197 (external, sdk-cli)"}
+            )
+        ).json()
         assert "object" not in cl and {m["id"] for m in cl["data"]} == ids
         gem = (await http.get(env.proxy.url + "/v1beta/models", headers={"x-goog-api-key": env.key})).json()
         names = {m["name"] for m in gem["models"]}
         assert "models/gemini-2.5-flash" in names and all(n.startswith("models/") for n in names)
         assert all(m["supportedGenerationMethods"] for m in gem["models"])
-        one = (await http.get(env.proxy.url + "/v1beta/models/gemini-2.5-flash",
-                              headers={"x-goog-api-key": env.key})).json()
+        one = (
+            await http.get(env.proxy.url + "/v1beta/models/gemini-2.5-flash", headers={"x-goog-api-key": env.key})
+        ).json()
         assert one["name"] == "models/gemini-2.5-flash"
         missing = await http.get(env.proxy.url + "/v1beta/models/nope", headers={"x-goog-api-key": env.key})
         assert missing.status_code == 404
@@ -163,11 +183,11 @@ async def test_claude_code_probe_and_beta_query(env: Any) -> None:
     fake.script(Reply(text="hi"))
     async with httpx.AsyncClient() as http:
         assert (await http.head(env.proxy.url + "/")).status_code < 500
-        r = await http.post(env.proxy.url + "/v1/messages?beta=true",
-                            headers={"x-api-key": env.key, "anthropic-version": "2023-06-01",
-                                     "anthropic-beta": "claude-code-20250219"},
-                            json={"model": env.models["claude"], "max_tokens": 20,
-                                  "messages": [{"role": "user", "content": "x"}]})
+        r = await http.post(
+            env.proxy.url + "/v1/messages?beta=true",
+            headers={"x-api-key": env.key, "anthropic-version": "2023-06-01", "anthropic-beta": "claude-code-20250219"},
+            json={"model": env.models["claude"], "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]},
+        )
     assert r.status_code == 200 and r.json()["content"][0]["text"] == "hi"
 
 
@@ -175,13 +195,16 @@ async def test_claude_code_probe_and_beta_query(env: Any) -> None:
 async def test_count_tokens_in_client_shape(env: Any, upstream: str) -> None:
     env.fakes[upstream].reset()
     async with anthropic.AsyncAnthropic(base_url=env.proxy.url, api_key=env.key, max_retries=0) as c:
-        res = await c.messages.count_tokens(model=env.models[upstream],
-                                            messages=[{"role": "user", "content": "How many tokens is this?"}])
+        res = await c.messages.count_tokens(
+            model=env.models[upstream], messages=[{"role": "user", "content": "How many tokens is this?"}]
+        )
     assert res.input_tokens > 0
     async with httpx.AsyncClient() as http:
-        r = await http.post(f"{env.proxy.url}/v1beta/models/{env.models[upstream]}:countTokens",
-                            headers={"x-goog-api-key": env.key},
-                            json={"contents": [{"role": "user", "parts": [{"text": "How many tokens is this?"}]}]})
+        r = await http.post(
+            f"{env.proxy.url}/v1beta/models/{env.models[upstream]}:countTokens",
+            headers={"x-goog-api-key": env.key},
+            json={"contents": [{"role": "user", "parts": [{"text": "How many tokens is this?"}]}]},
+        )
     assert r.status_code == 200, r.text
     assert r.json()["totalTokens"] > 0
 
@@ -204,8 +227,10 @@ async def test_legacy_completions(env: Any) -> None:
 
 async def test_code_assist_account_methods_answer_locally(env: Any) -> None:
     async with httpx.AsyncClient() as http:
-        load = await http.post(env.proxy.url + "/v1internal:loadCodeAssist",
-                               json={"metadata": {"ideType": "IDE_UNSPECIFIED", "pluginType": "GEMINI"}})
+        load = await http.post(
+            env.proxy.url + "/v1internal:loadCodeAssist",
+            json={"metadata": {"ideType": "IDE_UNSPECIFIED", "pluginType": "GEMINI"}},
+        )
         assert load.status_code == 200
         body = load.json()
         assert body["currentTier"]["id"] and body["cloudaicompanionProject"]
@@ -230,10 +255,19 @@ async def test_code_assist_refuses_remote_peers_even_with_forwarded_for(env: Any
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/v1internal:loadCodeAssist", "raw_path": b"/v1internal:loadCodeAssist", "query_string": b"",
-        "root_path": "", "headers": [(b"content-type", b"application/json"), (b"x-forwarded-for", b"127.0.0.1")],
-        "client": ("203.0.113.7", 40000), "server": ("127.0.0.1", 8317), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1internal:loadCodeAssist",
+        "raw_path": b"/v1internal:loadCodeAssist",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"x-forwarded-for", b"127.0.0.1")],
+        "client": ("203.0.113.7", 40000),
+        "server": ("127.0.0.1", 8317),
+        "state": {},
     }
     await env.proxy.app(scope, receive, send)
     assert sent[0]["status"] == 403

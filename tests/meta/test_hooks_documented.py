@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from cliproxy import hookspecs
 from cliproxy.config import load_settings
 from cliproxy.plugins import PluginHost, make_plugin_manager

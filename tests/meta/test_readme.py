@@ -92,4 +92,4 @@ async def test_sdk_snippets_and_curl_against_the_readme_config(tmp_path: Path) -
                 pytest.skip("curl is not installed")
             cmd = curl.replace("http://127.0.0.1:8317", proxy.url).replace("\\\n", " ")
             r = await asyncio.to_thread(subprocess.run, ["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
-            assert r.returncode == 0 and "Hi from the README!".split()[0] in r.stdout and "[DONE]" in r.stdout
+            assert r.returncode == 0 and ["Hi", "from", "the", "README!"][0] in r.stdout and "[DONE]" in r.stdout

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from dependency_injector import providers
+
 from cliproxy.container import Container
 from cliproxy.plugins import make_plugin_manager
-from dependency_injector import providers
 
 MakeContainer = Callable[..., Container]
 

@@ -18,6 +18,10 @@ import click
 import msgspec
 import pytest
 from click.testing import CliRunner
+from dependency_injector import providers
+from litestar import get
+from litestar.testing import AsyncTestClient
+
 from cliproxy import hookimpl
 from cliproxy.app import create_app
 from cliproxy.cli import cli
@@ -46,9 +50,6 @@ from cliproxy.registries import (
     RouteRegistrar,
 )
 from cliproxy.sse import SSEEvent
-from dependency_injector import providers
-from litestar import get
-from litestar.testing import AsyncTestClient
 
 MakeContainer = Callable[..., Container]
 _encode = msgspec.json.encode

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
+
 from cliproxy import hookimpl
 from cliproxy.app import create_app
 from cliproxy.config import Settings, load_settings
@@ -30,7 +32,6 @@ from cliproxy.registries import (
     ModelRegistrar,
 )
 from cliproxy.sse import SSEEvent
-from litestar.testing import AsyncTestClient
 
 MakeContainer = Callable[..., Container]
 CLIPROXY = Path(sys.executable).parent / "cliproxy"

@@ -90,10 +90,13 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
         log.warning("no upstream credentials configured yet: every model request will answer 404/503")
     bind = settings.bind_host
     if not settings.api_keys and bind not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it",
-                    host=bind)
-    log.info("cliproxy listening", url=f"http://{bind}:{settings.port}", version=__version__,
-             credentials=len(pool.credentials()))
+        log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it", host=bind)
+    log.info(
+        "cliproxy listening",
+        url=f"http://{bind}:{settings.port}",
+        version=__version__,
+        credentials=len(pool.credentials()),
+    )
     uvicorn.run(
         app,
         host=bind,

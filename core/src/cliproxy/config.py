@@ -367,9 +367,7 @@ def _line_of(root: yaml.Node | None, path: list[str | int]) -> int:
     return line
 
 
-def _warn_nested(
-    raw: Any, typ: Any, root: yaml.Node | None, label: str, path: list[str | int], out: list[str]
-) -> None:
+def _warn_nested(raw: Any, typ: Any, root: yaml.Node | None, label: str, path: list[str | int], out: list[str]) -> None:
     """Unknown keys inside known sections are warnings: newer reference versions add fields there."""
     if isinstance(typ, type) and issubclass(typ, msgspec.Struct) and isinstance(raw, dict):
         fields = {f.encode_name: f.type for f in msgspec.structs.fields(typ)}

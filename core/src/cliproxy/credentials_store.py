@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -27,10 +28,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -51,8 +50,10 @@ def credential_filename(cred: Credential) -> str:
 def save_credential_file(directory: Path, cred: Credential, filename: str | None = None) -> Path:
     """Persist an OAuth credential as the JSON the provider plugin parses back (``metadata`` + ``type``)."""
     data: dict[str, Any] = {"type": cred.provider, **cred.metadata}
-    path = Path(cred.source) if cred.source not in ("", "config") and filename is None else (
-        directory / (filename or credential_filename(cred))
+    path = (
+        Path(cred.source)
+        if cred.source not in ("", "config") and filename is None
+        else (directory / (filename or credential_filename(cred)))
     )
     atomic_write(path, msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n")
     return path

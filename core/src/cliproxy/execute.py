@@ -537,8 +537,18 @@ def _rewrite_model(body: bytes, wire: str, model: str) -> bytes:
     return _json_encode(data)
 
 
-_HOP_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive",
-                          "content-type", "date", "server"})
+_HOP_HEADERS = frozenset(
+    {
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "content-type",
+        "date",
+        "server",
+    }
+)
 
 
 def _passthrough_headers(headers: Mapping[str, str]) -> dict[str, str]:

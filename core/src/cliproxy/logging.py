@@ -18,15 +18,30 @@ __all__ = ["configure_logging", "get_logger", "redact"]
 #: Bearer tokens, API-key-looking strings and key=value query parameters.
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(r"(?i)((?:api[-_]?key|x-api-key|x-goog-api-key|access_token|refresh_token|token|secret|password|key)"
-               r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{4,}"),
+    re.compile(
+        r"(?i)((?:api[-_]?key|x-api-key|x-goog-api-key|access_token|refresh_token|token|secret|password|key)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]{4,}"
+    ),
     re.compile(r"\b(sk-[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{6,}"),
     re.compile(r"\b(AIza[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{10,}"),
     re.compile(r"\b(ya29\.)[A-Za-z0-9._-]{10,}"),
     re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"),
 ]
-_SENSITIVE_KEYS = {"api_key", "api-key", "authorization", "x-api-key", "x-goog-api-key", "access_token",
-                   "refresh_token", "id_token", "token", "secret", "password", "secret_key", "key"}
+_SENSITIVE_KEYS = {
+    "api_key",
+    "api-key",
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "secret",
+    "password",
+    "secret_key",
+    "key",
+}
 _extra_secrets: set[str] = set()
 
 
@@ -85,7 +100,9 @@ def configure_logging(
         _redact_processor,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json or to_file else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        structlog.processors.JSONRenderer()
+        if json or to_file
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -172,8 +172,9 @@ class PluginHost:
             except Exception as exc:
                 info = self.infos.setdefault(name, PluginInfo(name))
                 info.error = f"{hook_name} failed: {type(exc).__name__}: {exc}"
-                log.error("plugin hook failed; its contribution is skipped", plugin=name, hook=hook_name,
-                          error=str(exc))
+                log.error(
+                    "plugin hook failed; its contribution is skipped", plugin=name, hook=hook_name, error=str(exc)
+                )
         return results
 
     # ------------------------------------------------------------------ hooks
@@ -191,9 +192,7 @@ class PluginHost:
     def model_catalog(self, settings: Settings) -> tuple[dict[str, list[ModelInfo]], dict[str, str]]:
         catalog: dict[str, list[ModelInfo]] = {}
         owners: dict[str, str] = {}
-        self._each(
-            "register_models", lambda n: {"register": ModelRegistrar(n, catalog, owners), "settings": settings}
-        )
+        self._each("register_models", lambda n: {"register": ModelRegistrar(n, catalog, owners), "settings": settings})
         return catalog, owners
 
     def executors(self, settings: Settings) -> Registry[str, ExecutorFactory]:
@@ -276,8 +275,18 @@ class PluginHost:
         for name, info in sorted(self.infos.items()):
             if info.error and not any(o["name"] == name for o in out):
                 out.append(
-                    {"name": name, "distribution": info.distribution, "version": info.version,
-                     "builtin": info.builtin, "hooks": [], "formats": [], "executors": [], "providers": [],
-                     "authenticators": [], "config_keys": [], "error": info.error}
+                    {
+                        "name": name,
+                        "distribution": info.distribution,
+                        "version": info.version,
+                        "builtin": info.builtin,
+                        "hooks": [],
+                        "formats": [],
+                        "executors": [],
+                        "providers": [],
+                        "authenticators": [],
+                        "config_keys": [],
+                        "error": info.error,
+                    }
                 )
         return out

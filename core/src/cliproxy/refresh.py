@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -109,6 +110,9 @@ class CredentialHttp(HttpClients):
 
     def set_default_proxy(self, proxy_url: str | None) -> None:
         self._base.set_default_proxy(proxy_url)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return self._base.ssl_context()
 
     async def aclose(self) -> None:
         """The shared clients belong to the base; closing a view closes nothing."""

@@ -76,9 +76,7 @@ class Registry(Generic[K, V]):
 
     def add(self, key: K, value: V, owner: str) -> None:
         if key in self.items:
-            raise DuplicateRegistration(
-                f"{self.what} {key!r} registered by both {self.owners[key]!r} and {owner!r}"
-            )
+            raise DuplicateRegistration(f"{self.what} {key!r} registered by both {self.owners[key]!r} and {owner!r}")
         self.items[key] = value
         self.owners[key] = owner
 

@@ -128,9 +128,7 @@ def normalize_budget(budget: int, support: ThinkingSupport | None) -> int:
     return max(support.min, min(support.max, budget))
 
 
-_GPT5_EFFORT = re.compile(
-    r"^(gpt-5)-(minimal|low|medium|high)$|^(gpt-5-codex)-(low|medium|high)$", re.IGNORECASE
-)
+_GPT5_EFFORT = re.compile(r"^(gpt-5)-(minimal|low|medium|high)$|^(gpt-5-codex)-(low|medium|high)$", re.IGNORECASE)
 _THINKING_INFIX = "-thinking-"
 _NOTHINKING = "-nothinking"
 

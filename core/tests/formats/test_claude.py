@@ -8,13 +8,14 @@ import msgspec
 import pydantic
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cliproxy import ir
 from cliproxy.formats.base import Codec, CodecError, StreamDecoder, StreamEncoder
 from cliproxy.formats.claude import CODEC
 from cliproxy.formats.openai_chat import CODEC as OPENAI
 from cliproxy.sse import SSEParser
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CREATE = pydantic.TypeAdapter(at.MessageCreateParams)
 STREAM_EVENT = pydantic.TypeAdapter(at.RawMessageStreamEvent)
@@ -88,9 +89,7 @@ def accumulate(raw: bytes) -> at.Message:
     snapshot = None
     bufs: dict[int, bytes] = {}
     for _, data in frames(raw):
-        snapshot = accumulate_event(
-            event=STREAM_EVENT.validate_python(data), current_snapshot=snapshot, json_bufs=bufs
-        )
+        snapshot = accumulate_event(event=STREAM_EVENT.validate_python(data), current_snapshot=snapshot, json_bufs=bufs)
     assert snapshot is not None
     return snapshot
 
@@ -235,9 +234,7 @@ def test_decode_claude_code_request() -> None:
     assert [t.name for t in req.tools] == ["Bash", "Read"]
     assert req.tools[0].parameters is not None and req.tools[0].parameters["required"] == ["command"]
     assert req.tools[1].cache_control == EPHEMERAL
-    assert req.ext["claude"]["server_tools"] == [
-        {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
-    ]
+    assert req.ext["claude"]["server_tools"] == [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]
     assert req.ext["claude"]["context_management"] == CLAUDE_CODE["context_management"]
 
     roles = [m.role for m in req.messages]
@@ -248,14 +245,10 @@ def test_decode_claude_code_request() -> None:
     assert assistant[0] == ir.ReasoningPart(
         text="I should read the file and run date.", signature="EqQBCkYIBxgCKkA=", origin="claude"
     )
-    assert assistant[2] == ir.ToolCallPart(
-        id="toolu_01Read", name="Read", arguments='{"file_path":"/work/README.md"}'
-    )
+    assert assistant[2] == ir.ToolCallPart(id="toolu_01Read", name="Read", arguments='{"file_path":"/work/README.md"}')
     read, bash = req.messages[2].parts
     # §7.19: result names come from the tool_use history, not from the id.
-    assert read == ir.ToolResultPart(
-        call_id="toolu_01Read", name="Read", content=[ir.TextPart("# cliproxy\nA proxy.")]
-    )
+    assert read == ir.ToolResultPart(call_id="toolu_01Read", name="Read", content=[ir.TextPart("# cliproxy\nA proxy.")])
     assert bash == ir.ToolResultPart(
         call_id="toolu_01Bash",
         name="Bash",
@@ -528,9 +521,7 @@ def test_thinking_dropped_when_replayed_tool_call_lacks_a_signed_thinking_block(
         ),
         ir.Message(role="tool", parts=[ir.ToolResultPart(call_id="c1", content=[ir.TextPart("ok")])]),
     ]
-    req = ir.Request(
-        model="c", messages=history, tools=[ir.Tool(name="f")], reasoning=ir.ReasoningConfig(budget=4096)
-    )
+    req = ir.Request(model="c", messages=history, tools=[ir.Tool(name="f")], reasoning=ir.ReasoningConfig(budget=4096))
     data = claude_body(req)
     assert "thinking" not in data
     assert data["messages"][1]["content"] == [{"type": "tool_use", "id": "c1", "name": "f", "input": {}}]
@@ -567,9 +558,7 @@ def test_request_hygiene_empty_text_whitespace_and_older_models() -> None:
 def test_tool_choice_none_and_audio_dropped() -> None:
     req = ir.Request(
         model="c",
-        messages=[
-            ir.Message(role="user", parts=[ir.TextPart("x"), ir.ImagePart(media_type="audio/wav", data="AA")])
-        ],
+        messages=[ir.Message(role="user", parts=[ir.TextPart("x"), ir.ImagePart(media_type="audio/wav", data="AA")])],
         tools=[ir.Tool(name="f", parameters={"type": "object"})],
         tool_choice=ir.ToolChoice(mode="none"),
     )
@@ -615,9 +604,7 @@ def test_decode_message_response() -> None:
     resp = CODEC.decode_response(enc(MESSAGE))
     assert resp.id == MESSAGE["id"] and resp.model == MESSAGE["model"]
     assert resp.parts == [
-        ir.ReasoningPart(
-            text="The user wants weather; a tool call.", signature="EuYBCkQYAiJA", origin="claude"
-        ),
+        ir.ReasoningPart(text="The user wants weather; a tool call.", signature="EuYBCkQYAiJA", origin="claude"),
         ir.TextPart("Checking."),
         ir.ToolCallPart(id="toolu_01T1x", name="get_weather", arguments='{"city":"Paris","n":1}'),
     ]
@@ -804,9 +791,7 @@ def test_claude_stream_to_openai_client_has_gapless_tool_indexes() -> None:
     events = run_decoder(CODEC.stream_decoder(), CLAUDE_SSE)
     raw = run_encoder(OPENAI.stream_encoder(ir.Request(model="claude-sonnet-4-5", messages=[])), events)
     chunks = [dec(e.data) for e in SSEParser().feed(raw) if e.data != b"[DONE]"]
-    indexes = [
-        tc["index"] for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls", []) if "id" in tc
-    ]
+    indexes = [tc["index"] for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls", []) if "id" in tc]
     assert indexes == [0, 1]
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "tool_calls"

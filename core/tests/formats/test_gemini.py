@@ -7,6 +7,10 @@ from typing import Any
 
 import msgspec
 import pytest
+from google.genai import types
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cliproxy import ir
 from cliproxy.formats import gemini
 from cliproxy.formats.base import Codec, CodecError, StreamDecoder, StreamEncoder
@@ -17,9 +21,6 @@ from cliproxy.formats.gemini import (
     sanitize_function_name,
 )
 from cliproxy.sse import SSEEvent, SSEParser
-from google.genai import types
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 dumps = msgspec.json.encode
 loads = msgspec.json.decode

@@ -6,12 +6,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from google.genai import types
+
 from cliproxy import ir
 from cliproxy.formats import gemini
 from cliproxy.formats.base import Codec, CodecError
 from cliproxy.formats.gemini_cli import CODEC
 from cliproxy.sse import SSEEvent, SSEParser
-from google.genai import types
 
 dumps = msgspec.json.encode
 loads = msgspec.json.decode

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cliproxy.formats.gemini import clean_schema_for_gemini
 from google.genai import types
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from cliproxy.formats.gemini import clean_schema_for_gemini
 
 ALLOWED_KEYS = {
     "type",

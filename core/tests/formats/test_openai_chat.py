@@ -7,15 +7,16 @@ import msgspec
 import openai.types.chat as oat
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai.lib.streaming.chat._completions import ChatCompletionStreamState
+from openai.types.chat import completion_create_params as ccp
+
 from cliproxy import ir
 from cliproxy.formats.base import Codec, CodecError, StreamDecoder, StreamEncoder
 from cliproxy.formats.claude import CODEC as CLAUDE
 from cliproxy.formats.openai_chat import CODEC
 from cliproxy.sse import SSEEvent, SSEParser
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from openai.lib.streaming.chat._completions import ChatCompletionStreamState
-from openai.types.chat import completion_create_params as ccp
 
 NON_STREAM = pydantic.TypeAdapter(ccp.CompletionCreateParamsNonStreaming)
 STREAM = pydantic.TypeAdapter(ccp.CompletionCreateParamsStreaming)
@@ -221,9 +222,7 @@ def test_decode_audio_file_and_stop_list() -> None:
     assert req.stop == ["a", "b"]
     assert req.messages[0].parts == [
         ir.ImagePart(media_type="audio/mpeg", data="UklGRg=="),
-        ir.ImagePart(
-            media_type="application/pdf", data="JVBERi0=", ext={"openai": {"filename": "report.pdf"}}
-        ),
+        ir.ImagePart(media_type="application/pdf", data="JVBERi0=", ext={"openai": {"filename": "report.pdf"}}),
         ir.ImagePart(media_type="text/csv", data="YSxi"),
     ]
 
@@ -337,9 +336,7 @@ def test_tool_messages_follow_the_assistant_turn_and_images_move_to_user() -> No
             ir.Message(
                 role="user",
                 parts=[
-                    ir.ToolResultPart(
-                        call_id="a", content=[ir.ImagePart(media_type="image/jpeg", data="QUJD")]
-                    ),
+                    ir.ToolResultPart(call_id="a", content=[ir.ImagePart(media_type="image/jpeg", data="QUJD")]),
                     ir.ToolResultPart(call_id="b", content=[ir.TextPart("line1"), ir.TextPart("line2")]),
                     ir.TextPart("   "),
                     ir.TextPart("what now?"),
@@ -505,9 +502,7 @@ def test_decode_response_with_reasoning_tools_and_cached_usage() -> None:
                     "role": "assistant",
                     "content": "Calling the tool.",
                     "reasoning_content": "Need weather.",
-                    "tool_calls": [
-                        {"id": "call_9", "type": "function", "function": {"name": "w", "arguments": ""}}
-                    ],
+                    "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "w", "arguments": ""}}],
                 },
                 "finish_reason": "stop",
             }
@@ -623,9 +618,7 @@ def test_stream_encoder_follows_the_canonical_order() -> None:
     ]
     # Later fragments carry only index + arguments.
     assert [
-        (tc.index, tc.id, tc.type, tc.function.arguments if tc.function else None)
-        for tc in calls
-        if not tc.id
+        (tc.index, tc.id, tc.type, tc.function.arguments if tc.function else None) for tc in calls if not tc.id
     ] == [
         (0, None, None, '{"city":'),
         (0, None, None, '"Paris"}'),
@@ -849,8 +842,7 @@ def test_stream_decoder_close_without_done() -> None:
 def test_stream_decoder_error_chunk() -> None:
     events = run_decoder(
         CODEC.stream_decoder(),
-        b'data: {"error":{"message":"quota","type":"insufficient_quota","code":429}}\n\n'
-        + chunk({"content": "x"}),
+        b'data: {"error":{"message":"quota","type":"insufficient_quota","code":429}}\n\n' + chunk({"content": "x"}),
     )
     assert events == [ir.Error(status=429, message="quota", kind="rate_limit")]
 
@@ -916,9 +908,7 @@ def chat_requests(draw: st.DrawFn) -> ir.Request:
         temperature=draw(st.none() | st.floats(0, 2)),
         max_tokens=draw(st.none() | st.integers(1, 10**5)),
         stop=draw(st.lists(_text, max_size=3)),
-        reasoning=draw(
-            st.none() | st.sampled_from([ir.ReasoningConfig(effort=e) for e in ("low", "high", "none")])
-        ),
+        reasoning=draw(st.none() | st.sampled_from([ir.ReasoningConfig(effort=e) for e in ("low", "high", "none")])),
         user=draw(st.none() | _text),
     )
 

@@ -8,12 +8,13 @@ from typing import Any
 import msgspec
 import pydantic
 import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
+
 from cliproxy import ir
 from cliproxy.formats.base import Codec, CodecError, StreamDecoder, StreamEncoder
 from cliproxy.formats.openai_responses import CODEC, restore_tool_name, shorten_tool_names
 from cliproxy.sse import SSEEvent, SSEParser
-from openai.types.responses import Response, ResponseStreamEvent
-from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 
 dumps = msgspec.json.encode
 loads = msgspec.json.decode

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from cliproxy.ir import ReasoningConfig
 from cliproxy.registries import ThinkingSupport
 from cliproxy.thinking import (
@@ -12,8 +15,6 @@ from cliproxy.thinking import (
     resolve_effort,
     split_thinking_suffix,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import openai
 import pytest
+
 from cliproxy.config import Settings, load_settings
 from cliproxy.credentials import Credential, ModelAlias, stable_id
 from cliproxy.errors import ProxyError, UpstreamError

@@ -9,6 +9,9 @@ from typing import Any
 import msgspec
 import openai
 import pytest
+from google import genai
+from google.genai import types as gtypes
+
 from cliproxy.config import Settings, load_settings
 from cliproxy.credentials import Credential, ModelAlias, stable_id
 from cliproxy.errors import UpstreamError
@@ -21,8 +24,6 @@ from cliproxy_gemini import plugin
 from cliproxy_gemini.executor import GeminiExecutor, split_model
 from cliproxy_gemini.fallback import CONFIG_KEY, REFERENCE_TABLE, make_fallback
 from cliproxy_gemini.models import CATALOG, by_id
-from google import genai
-from google.genai import types as gtypes
 
 KEY = "AIzaSy-test-key-0001"
 CLIENT_KEY = "sk-client-gemini-test"

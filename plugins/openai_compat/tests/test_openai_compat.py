@@ -65,8 +65,9 @@ async def test_executor_posts_to_chat_completions_with_bearer_and_headers(tmp_pa
         ex = OpenAICompatExecutor(http)
         try:
             fake.script(Reply(text="ok"))
-            call = UpstreamCall(model="m", body=b'{"model":"m","messages":[{"role":"user","content":"x"}]}',
-                                stream=False)
+            call = UpstreamCall(
+                model="m", body=b'{"model":"m","messages":[{"role":"user","content":"x"}]}', stream=False
+            )
             resp = await ex.execute(call, cred)
             assert b'"ok"' in resp.body
             rec = fake.last

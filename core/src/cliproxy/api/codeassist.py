@@ -77,14 +77,25 @@ async def count_tokens(request: Request[Any, Any, Any], execution: Exec) -> Resp
 
 def _local(method: str, body: bytes) -> Any:
     project = _project(body)
-    tier = {"id": "standard-tier", "name": "Gemini Code Assist", "description": "served by cliproxy",
-            "userDefinedCloudaicompanionProject": True}
+    tier = {
+        "id": "standard-tier",
+        "name": "Gemini Code Assist",
+        "description": "served by cliproxy",
+        "userDefinedCloudaicompanionProject": True,
+    }
     if method == "loadCodeAssist":
-        return {"currentTier": tier, "allowedTiers": [{**tier, "isDefault": True}],
-                "cloudaicompanionProject": project, "gcpManaged": False}
+        return {
+            "currentTier": tier,
+            "allowedTiers": [{**tier, "isDefault": True}],
+            "cloudaicompanionProject": project,
+            "gcpManaged": False,
+        }
     if method == "onboardUser":
-        return {"name": "onboard/cliproxy", "done": True,
-                "response": {"cloudaicompanionProject": {"id": project, "name": project}}}
+        return {
+            "name": "onboard/cliproxy",
+            "done": True,
+            "response": {"cloudaicompanionProject": {"id": project, "name": project}},
+        }
     if method == "retrieveUserQuota":
         return {"buckets": []}
     if method == "listExperiments":
@@ -113,5 +124,9 @@ ACCOUNT_METHODS = (
     "setCodeAssistGlobalUserSetting",
 )
 
-CODE_ASSIST_HANDLERS = [generate_content, stream_generate_content, count_tokens,
-                        *(_account_method(m) for m in ACCOUNT_METHODS)]
+CODE_ASSIST_HANDLERS = [
+    generate_content,
+    stream_generate_content,
+    count_tokens,
+    *(_account_method(m) for m in ACCOUNT_METHODS),
+]

@@ -17,14 +17,19 @@ from ..pool import CredentialPool
 from ..registries import ModelInfo
 from .access import CORS
 
-__all__ = [
-    "Exec",
-    "Models",
-    "Pool","Probe", "context", "probe", "to_response", "visible_models"]
+__all__ = ["Exec", "Models", "Pool", "Probe", "context", "probe", "to_response", "visible_models"]
 
 #: Headers a client sends that some upstream may need; everything else (auth!) is never forwarded.
-FORWARD_HEADERS = ("anthropic-beta", "anthropic-version", "user-agent", "x-stainless-helper-method",
-                   "openai-beta", "session_id", "conversation_id", "originator")
+FORWARD_HEADERS = (
+    "anthropic-beta",
+    "anthropic-version",
+    "user-agent",
+    "x-stainless-helper-method",
+    "openai-beta",
+    "session_id",
+    "conversation_id",
+    "originator",
+)
 
 
 Exec: TypeAlias = NamedDependency[SkipValidation[ExecutionService]]
@@ -68,8 +73,9 @@ def context(request: Request[Any, Any, Any], action: str = "generate") -> Reques
 def to_response(result: Answer | StreamAnswer) -> Response[Any]:
     if isinstance(result, StreamAnswer):
         return Stream(result.chunks, media_type=result.media_type, headers={**CORS, **result.headers})
-    return Response(result.body, status_code=result.status, media_type=result.media_type,
-                    headers={**CORS, **result.headers})
+    return Response(
+        result.body, status_code=result.status, media_type=result.media_type, headers={**CORS, **result.headers}
+    )
 
 
 def visible_models(registry: ModelRegistry, pool: CredentialPool) -> list[ModelInfo]:

@@ -99,8 +99,9 @@ def upstream_message(body: bytes, fallback: str) -> str:
     return text[:2000] if text else fallback
 
 
-def error_body(dialect: str, status: int, message: str, kind: ErrorKind | None = None,
-               code: str | None = None) -> bytes:
+def error_body(
+    dialect: str, status: int, message: str, kind: ErrorKind | None = None, code: str | None = None
+) -> bytes:
     kind = kind or kind_for_status(status)
     message = redact(message)
     fam = family(dialect)
@@ -134,8 +135,13 @@ def stream_error_bytes(dialect: str, exc: ProxyError) -> bytes:
         return b"event: error\ndata: " + body + b"\n\n"
     if dialect == "openai-response":
         payload = _encode(
-            {"type": "error", "code": exc.code or _OPENAI_TYPES[exc.kind], "message": redact(message), "param": None,
-             "sequence_number": 0}
+            {
+                "type": "error",
+                "code": exc.code or _OPENAI_TYPES[exc.kind],
+                "message": redact(message),
+                "param": None,
+                "sequence_number": 0,
+            }
         )
         return b"event: error\ndata: " + payload + b"\n\n"
     return b"data: " + body + b"\n\n"

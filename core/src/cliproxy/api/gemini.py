@@ -24,8 +24,11 @@ __all__ = ["GeminiController", "GeminiV1Controller", "gemini_model", "split_mode
 
 _encode = msgspec.json.encode
 _STARTED = int(time.time())
-ACTIONS = {"generateContent": ("generate", False), "streamGenerateContent": ("generate", True),
-           "countTokens": ("count_tokens", False)}
+ACTIONS = {
+    "generateContent": ("generate", False),
+    "streamGenerateContent": ("generate", True),
+    "countTokens": ("count_tokens", False),
+}
 
 
 def split_model_action(path: str) -> tuple[str, str]:
@@ -72,8 +75,9 @@ async def _json_array(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 async def _generate(request: Request[Any, Any, Any], execution: Any, path: str) -> Response[Any]:
     model, action = split_model_action(path)
     if action not in ACTIONS:
-        raise ProxyError(404, f"method {action!r} is not supported: use generateContent, "
-                              "streamGenerateContent or countTokens")
+        raise ProxyError(
+            404, f"method {action!r} is not supported: use generateContent, streamGenerateContent or countTokens"
+        )
     kind, stream = ACTIONS[action]
     body = await request.body()
     result = await execution.handle("gemini", body, model, stream, context(request, kind))
@@ -110,14 +114,18 @@ class GeminiController(Controller):
         return Response(_encode(gemini_model(_get(models, pool, name))), media_type="application/json")
 
     @post("/models/{model_action:path}", status_code=200)
-    async def generate(self, request: Request[Any, Any, Any], model_action: FromPath[str], execution: Exec) -> Response[Any]:
+    async def generate(
+        self, request: Request[Any, Any, Any], model_action: FromPath[str], execution: Exec
+    ) -> Response[Any]:
         return await _generate(request, execution, model_action)
 
 
 def _wants_gemini(request: Request[Any, Any, Any]) -> bool:
     headers = request.headers
-    return "x-goog-api-key" in headers or "key" in request.query_params or "google-genai" in headers.get(
-        "x-goog-api-client", ""
+    return (
+        "x-goog-api-key" in headers
+        or "key" in request.query_params
+        or "google-genai" in headers.get("x-goog-api-client", "")
     )
 
 
@@ -127,7 +135,9 @@ class GeminiV1Controller(Controller):
     path = "/v1/models"
 
     @get("/{name:path}", sync_to_thread=False)
-    def get_model(self, request: Request[Any, Any, Any], name: FromPath[str], models: Models, pool: Pool) -> Response[bytes]:
+    def get_model(
+        self, request: Request[Any, Any, Any], name: FromPath[str], models: Models, pool: Pool
+    ) -> Response[bytes]:
         m = _get(models, pool, name)
         if _wants_gemini(request):
             return Response(_encode(gemini_model(m)), media_type="application/json")
@@ -135,8 +145,7 @@ class GeminiV1Controller(Controller):
         return Response(_encode(body), media_type="application/json")
 
     @post("/{model_action:path}", status_code=200)
-    async def generate(self, request: Request[Any, Any, Any], model_action: FromPath[str], execution: Exec) -> Response[Any]:
+    async def generate(
+        self, request: Request[Any, Any, Any], model_action: FromPath[str], execution: Exec
+    ) -> Response[Any]:
         return await _generate(request, execution, model_action)
-
-
-

@@ -15,8 +15,21 @@ __all__ = ["completion_request", "completion_response"]
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
-_COPIED = ("model", "max_tokens", "temperature", "top_p", "frequency_penalty", "presence_penalty", "stop",
-           "stream", "n", "seed", "user", "logit_bias", "stream_options")
+_COPIED = (
+    "model",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop",
+    "stream",
+    "n",
+    "seed",
+    "user",
+    "logit_bias",
+    "stream_options",
+)
 
 
 def completion_request(body: bytes) -> bytes:

@@ -50,9 +50,7 @@ class OpenAIController(Controller):
         return Response(_encode(body), media_type="application/json")
 
     @post("/chat/completions", status_code=200)
-    async def chat_completions(
-        self, request: Request[Any, Any, Any], execution: Exec
-    ) -> Response[Any]:
+    async def chat_completions(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
         body = await request.body()
         p = probe(body)
         result = await execution.handle("openai", body, p.model or "", p.stream is True, context(request))
@@ -62,9 +60,7 @@ class OpenAIController(Controller):
     async def responses(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
         body = await request.body()
         p = probe(body)
-        result = await execution.handle(
-            "openai-response", body, p.model or "", p.stream is True, context(request)
-        )
+        result = await execution.handle("openai-response", body, p.model or "", p.stream is True, context(request))
         return to_response(result)
 
     @post("/completions", status_code=200)

@@ -477,9 +477,7 @@ def _decode_request(body: bytes) -> ir.Request:
     elif r.system is not UNSET:
         for j, b in enumerate(r.system):
             if b.type == "text":
-                system.append(
-                    ir.TextPart(_text_or_raise(b, f"system[{j}]"), cache_control=_cc(b.cache_control))
-                )
+                system.append(ir.TextPart(_text_or_raise(b, f"system[{j}]"), cache_control=_cc(b.cache_control)))
 
     names: dict[str, str] = {}
     messages: list[ir.Message] = []
@@ -550,9 +548,7 @@ def _decode_request(body: bytes) -> ir.Request:
         top_k=opt(r.top_k),
         stop=list(r.stop_sequences) if r.stop_sequences is not UNSET else [],
         reasoning=_decode_reasoning(r),
-        user=r.metadata.user_id or None
-        if r.metadata is not UNSET and r.metadata.user_id is not UNSET
-        else None,
+        user=r.metadata.user_id or None if r.metadata is not UNSET and r.metadata.user_id is not UNSET else None,
         ext={NAME: ext} if ext else {},
     )
 
@@ -584,9 +580,7 @@ def _media_block(p: ir.ImagePart) -> _Block | None:
 
 
 def _text_block(p: ir.TextPart) -> _Block:
-    return _Block(
-        type="text", text=p.text, cache_control=p.cache_control if p.cache_control is not None else UNSET
-    )
+    return _Block(type="text", text=p.text, cache_control=p.cache_control if p.cache_control is not None else UNSET)
 
 
 def _args_raw(arguments: str) -> msgspec.Raw:
@@ -638,9 +632,7 @@ def _encode_turns(req: ir.Request) -> list[tuple[str, list[_Block], list[_Block]
                     if p.text.strip():
                         blocks.append(_text_block(p))
                 elif isinstance(p, ir.ToolCallPart):
-                    blocks.append(
-                        _Block(type="tool_use", id=_tool_id(p.id), name=p.name, input=_args_raw(p.arguments))
-                    )
+                    blocks.append(_Block(type="tool_use", id=_tool_id(p.id), name=p.name, input=_args_raw(p.arguments)))
                 elif isinstance(p, ir.ReasoningPart) and p.origin == NAME:
                     if p.encrypted:
                         blocks.append(_Block(type="redacted_thinking", data=p.encrypted))
@@ -724,9 +716,7 @@ def _encode_request(req: ir.Request) -> bytes:
         if mode == "required":
             tool_choice = _ToolChoice(type="any", disable_parallel_tool_use=no_parallel)
         elif mode == "tool" and req.tool_choice is not None and req.tool_choice.name:
-            tool_choice = _ToolChoice(
-                type="tool", name=req.tool_choice.name, disable_parallel_tool_use=no_parallel
-            )
+            tool_choice = _ToolChoice(type="tool", name=req.tool_choice.name, disable_parallel_tool_use=no_parallel)
         elif mode == "none":
             tool_choice = _ToolChoice(type="none")
         elif mode == "auto" or no_parallel is True:
@@ -946,9 +936,7 @@ class ClaudeStreamDecoder:
         if t == "content_block_start":
             return self._block_start(ev)
         if t == "content_block_stop":
-            return (
-                [] if self._blocks.get(ev.index if ev.index is not None else -1) == -1 else [ir.BlockStop()]
-            )
+            return [] if self._blocks.get(ev.index if ev.index is not None else -1) == -1 else [ir.BlockStop()]
         if t == "message_start":
             msg = ev.message or _InMessage()
             self._started = True

@@ -546,10 +546,7 @@ def _decode_request(body: bytes) -> ir.Request:
         if role == "system" or role == "developer":
             texts = _text_only(_content_parts(m.content, where))
             if role == "developer":
-                texts = [
-                    ir.TextPart(t.text, cache_control=t.cache_control, ext={NAME: {"role": role}})
-                    for t in texts
-                ]
+                texts = [ir.TextPart(t.text, cache_control=t.cache_control, ext={NAME: {"role": role}}) for t in texts]
             if leading:
                 system.extend(texts)
             else:
@@ -569,20 +566,14 @@ def _decode_request(body: bytes) -> ir.Request:
                     raise CodecError(f"{where}.tool_calls[{j}].function.name is required")
                 call_names[call_id] = tc.function.name
                 parts.append(
-                    ir.ToolCallPart(
-                        id=call_id, name=tc.function.name, arguments=_args_text(tc.function.arguments)
-                    )
+                    ir.ToolCallPart(id=call_id, name=tc.function.name, arguments=_args_text(tc.function.arguments))
                 )
             messages.append(ir.Message(role="assistant", parts=parts, name=m.name))
         elif role == "tool":
             if not m.tool_call_id:
                 raise CodecError(f"{where}.tool_call_id is required for role 'tool'")
-            content = [
-                p for p in _content_parts(m.content, where) if isinstance(p, ir.TextPart | ir.ImagePart)
-            ]
-            result = ir.ToolResultPart(
-                call_id=m.tool_call_id, name=call_names.get(m.tool_call_id), content=content
-            )
+            content = [p for p in _content_parts(m.content, where) if isinstance(p, ir.TextPart | ir.ImagePart)]
+            result = ir.ToolResultPart(call_id=m.tool_call_id, name=call_names.get(m.tool_call_id), content=content)
             messages.append(ir.Message(role="tool", parts=[result]))
         elif role == "function":
             continue  # legacy function results have no call id to pair with (dropped, as the reference)
@@ -596,9 +587,7 @@ def _decode_request(body: bytes) -> ir.Request:
         if t.function is None:
             raise CodecError(f"tools[{i}].function is required")
         f = t.function
-        tools.append(
-            ir.Tool(name=f.name, description=f.description, parameters=f.parameters, strict=f.strict)
-        )
+        tools.append(ir.Tool(name=f.name, description=f.description, parameters=f.parameters, strict=f.strict))
 
     tool_choice: ir.ToolChoice | None = None
     tc_raw = r.tool_choice
@@ -667,13 +656,9 @@ def _media_part(p: ir.ImagePart, ext_name: str | None = None) -> _ContentPart:
     if p.data is None:
         return _ContentPart(type="image_url", image_url=_ImageURL(url=p.url or "", detail=p.detail))
     if mt.startswith("image/"):
-        return _ContentPart(
-            type="image_url", image_url=_ImageURL(url=f"data:{mt};base64,{p.data}", detail=p.detail)
-        )
+        return _ContentPart(type="image_url", image_url=_ImageURL(url=f"data:{mt};base64,{p.data}", detail=p.detail))
     if mt in _AUDIO_FORMATS:
-        return _ContentPart(
-            type="input_audio", input_audio=_InputAudio(data=p.data, format=_AUDIO_FORMATS[mt])
-        )
+        return _ContentPart(type="input_audio", input_audio=_InputAudio(data=p.data, format=_AUDIO_FORMATS[mt]))
     filename = (p.ext.get(NAME) or {}).get("filename") or ext_name or "file." + mt.rsplit("/", 1)[-1]
     return _ContentPart(type="file", file=_File(file_data=f"data:{mt};base64,{p.data}", filename=filename))
 
@@ -681,10 +666,7 @@ def _media_part(p: ir.ImagePart, ext_name: str | None = None) -> _ContentPart:
 def _user_content(parts: list[ir.TextPart | ir.ImagePart]) -> str | list[_ContentPart]:
     if len(parts) == 1 and isinstance(parts[0], ir.TextPart):
         return parts[0].text
-    return [
-        _ContentPart(type="text", text=p.text) if isinstance(p, ir.TextPart) else _media_part(p)
-        for p in parts
-    ]
+    return [_ContentPart(type="text", text=p.text) if isinstance(p, ir.TextPart) else _media_part(p) for p in parts]
 
 
 def _joined_text(parts: list[ir.TextPart | ir.ImagePart], sep: str = "\n") -> str:
@@ -695,11 +677,7 @@ def _encode_messages(req: ir.Request) -> list[_Message]:
     out: list[_Message] = []
     system = [p for p in req.system if p.text.strip()]
     if system:
-        role = (
-            "developer"
-            if all((p.ext.get(NAME) or {}).get("role") == "developer" for p in system)
-            else "system"
-        )
+        role = "developer" if all((p.ext.get(NAME) or {}).get("role") == "developer" for p in system) else "system"
         content: str | list[_ContentPart] = (
             system[0].text if len(system) == 1 else [_ContentPart(type="text", text=p.text) for p in system]
         )
@@ -713,9 +691,7 @@ def _encode_messages(req: ir.Request) -> list[_Message]:
             reasoning = "".join(p.text for p in m.parts if isinstance(p, ir.ReasoningPart))
             text = "".join(p.text for p in m.parts if isinstance(p, ir.TextPart))
             calls = [
-                _ToolCall(
-                    id=p.id, type="function", function=_Function(name=p.name, arguments=p.arguments or "{}")
-                )
+                _ToolCall(id=p.id, type="function", function=_Function(name=p.name, arguments=p.arguments or "{}"))
                 for p in m.parts
                 if isinstance(p, ir.ToolCallPart)
             ]
@@ -768,9 +744,7 @@ def _encode_request(req: ir.Request) -> bytes:
     tool_choice: str | _ToolChoiceObject | None = None
     if req.tool_choice is not None and tools:
         if req.tool_choice.mode == "tool":
-            tool_choice = _ToolChoiceObject(
-                type="function", function=_NamedFunction(req.tool_choice.name or "")
-            )
+            tool_choice = _ToolChoiceObject(type="function", function=_NamedFunction(req.tool_choice.name or ""))
         else:
             tool_choice = req.tool_choice.mode
     effort = resolve_effort(req.reasoning)
@@ -833,15 +807,11 @@ def _decode_response(body: bytes) -> ir.Response:
             if msg.content:
                 parts.append(ir.TextPart(msg.content))
         elif msg.content is not None:
-            parts.extend(
-                p for p in _content_parts(msg.content, "choices[0].message") if isinstance(p, ir.TextPart)
-            )
+            parts.extend(p for p in _content_parts(msg.content, "choices[0].message") if isinstance(p, ir.TextPart))
         for tc in msg.tool_calls or ():
             fn = tc.function or _InFunction()
             parts.append(
-                ir.ToolCallPart(
-                    id=tc.id or _new_id("call_"), name=fn.name or "", arguments=_args_text(fn.arguments)
-                )
+                ir.ToolCallPart(id=tc.id or _new_id("call_"), name=fn.name or "", arguments=_args_text(fn.arguments))
             )
         finish = _FINISH_IN.get(choice.finish_reason or "stop", "stop")
         if finish == "stop" and any(isinstance(p, ir.ToolCallPart) for p in parts):
@@ -885,9 +855,7 @@ def _encode_response(resp: ir.Response) -> bytes:
         object="chat.completion",
         created=resp.created or int(time.time()),
         model=resp.model,
-        choices=[
-            _OutChoice(index=0, message=message, finish_reason=_finish_out(resp.finish_reason, bool(calls)))
-        ],
+        choices=[_OutChoice(index=0, message=message, finish_reason=_finish_out(resp.finish_reason, bool(calls)))],
         usage=_usage_out(resp.usage) if resp.usage is not None else UNSET,
     )
     return _ENC.encode(out)
@@ -1087,11 +1055,7 @@ class ChatStreamEncoder:
         return self._delta(_OutDelta(role="assistant", content=""))
 
     def _delta(self, delta: _OutDelta, finish: str | None = None) -> bytes:
-        tail = (
-            b',"finish_reason":null}]}\n\n'
-            if finish is None
-            else b',"finish_reason":"' + finish.encode() + b'"}]'
-        )
+        tail = b',"finish_reason":null}]}\n\n' if finish is None else b',"finish_reason":"' + finish.encode() + b'"}]'
         return self._head + _ENC.encode(delta) + tail
 
     def encode(self, event: ir.Event) -> bytes:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+
 from cliproxy.credentials import Credential
 from cliproxy.errors import UpstreamError
 from cliproxy.protocols import UpstreamCall, UpstreamResponse

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 
 import click
+
 from cliproxy import hookimpl
 from cliproxy.config import Settings
 from cliproxy.credentials import Credential, stable_id

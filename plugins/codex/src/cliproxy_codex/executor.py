@@ -17,6 +17,7 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import msgspec
+
 from cliproxy.api.errors import upstream_message
 from cliproxy.credentials import Credential
 from cliproxy.errors import ProxyError, UpstreamError

@@ -11,6 +11,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
+
 from cliproxy.credentials import Credential
 from cliproxy.protocols import UpstreamCall
 from cliproxy.thinking import normalize_budget, split_thinking_suffix
