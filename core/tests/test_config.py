@@ -10,7 +10,8 @@ import pytest
 from cliproxy.config import ConfigError, load_settings
 from cliproxy.registries import ConfigSection
 
-REFERENCE = Path("/work/shared/reference/CLIProxyAPI-README.md")
+# CI checks the repository out with ../shared beside it.
+REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "CLIProxyAPI-README.md"
 
 REFERENCE_STYLE = """\
 port: 8317
