@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-__all__ = ["Credential", "ModelAlias", "stable_id"]
+from .logging import get_logger
+
+if TYPE_CHECKING:
+    from .registries import ModelInfo
+
+__all__ = [
+    "Credential",
+    "KeyEntry",
+    "ModelAlias",
+    "api_key_credentials",
+    "entry_models",
+    "stable_id",
+    "unique_id",
+]
+
+_log = get_logger("cliproxy.credentials")
 
 
 class ModelAlias(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -88,3 +105,72 @@ def stable_id(kind: str, *parts: str | None) -> str:
         h.update(b"\0")
         h.update((p or "").strip().encode())
     return f"{kind}:{h.hexdigest()[:12]}"
+
+
+class KeyEntry(Protocol):
+    """The shape shared by ``gemini-api-key``, ``claude-api-key`` and ``codex-api-key`` entries."""
+
+    api_key: str
+    base_url: str
+    proxy_url: str
+    headers: dict[str, str]
+    models: Any
+    excluded_models: list[str]
+
+
+def entry_models(entry: KeyEntry, catalog: Iterable[ModelInfo]) -> tuple[ModelAlias, ...] | None:
+    """The entry's aliases if it lists any, else the catalog; ``excluded-models`` (globs) filter either.
+
+    ``None`` means "the provider catalog" and keeps the catalog's metadata in listings.
+    """
+    models = tuple(ModelAlias(m.name.strip(), m.alias.strip()) for m in entry.models if m.name or m.alias)
+    excluded = [p.strip().lower() for p in entry.excluded_models if p.strip()]
+    if not excluded:
+        return models or None
+    if not models:
+        models = tuple(ModelAlias(info.id) for info in catalog)
+    return tuple(m for m in models if not any(fnmatchcase(m.client_id.lower(), p) for p in excluded))
+
+
+def unique_id(cid: str, seen: dict[str, int]) -> str:
+    """Identical entries (same key twice) still get distinct ids: ``<id>``, ``<id>-1``, ``<id>-2`` ..."""
+    n = seen.get(cid, 0)
+    seen[cid] = n + 1
+    return cid if n == 0 else f"{cid}-{n}"
+
+
+def api_key_credentials(
+    entries: Iterable[KeyEntry],
+    *,
+    section: str,
+    provider: str,
+    executor: str,
+    catalog: Iterable[ModelInfo],
+    attributes: Mapping[str, Any],
+    default_base_url: str | None = None,
+) -> list[Credential]:
+    """One credential per API-key entry of a config section, ids as in CLIProxyAPI (``<provider>:apikey``)."""
+    out: list[Credential] = []
+    seen: dict[str, int] = {}
+    catalog = list(catalog)
+    for i, entry in enumerate(entries):
+        key = entry.api_key.strip()
+        if not key:
+            _log.warning("config entry without api-key ignored", section=section, index=i)
+            continue
+        base = entry.base_url.strip()
+        out.append(
+            Credential(
+                id=unique_id(stable_id(f"{provider}:apikey", key, base), seen),
+                provider=provider,
+                executor=executor,
+                label=f"{provider}-apikey",
+                api_key=key,
+                base_url=base or default_base_url,
+                proxy_url=entry.proxy_url.strip() or None,
+                headers={k.strip(): v.strip() for k, v in entry.headers.items() if k.strip() and v.strip()},
+                models=entry_models(entry, catalog),
+                attributes=dict(attributes),
+            )
+        )
+    return out

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from fnmatch import fnmatchcase
 from typing import Any
 
 from cliproxy import hookimpl
-from cliproxy.config import GeminiKey, Settings
-from cliproxy.credentials import Credential, ModelAlias, stable_id
+from cliproxy.config import Settings
+from cliproxy.credentials import Credential, api_key_credentials
 from cliproxy.protocols import Executor, ExecutorServices
 from cliproxy.registries import (
     ConfigRegistrar,
     ExecutorRegistrar,
-    ModelInfo,
     ModelRegistrar,
     QuotaFallbackRegistrar,
 )
@@ -54,42 +51,14 @@ def register_quota_fallbacks(register: QuotaFallbackRegistrar, settings: Setting
         register(GEMINI_CLI, make_fallback(table))
 
 
-def entry_models(entry: GeminiKey, catalog: Iterable[ModelInfo] = CATALOG) -> tuple[ModelAlias, ...] | None:
-    """The entry's aliases if it lists any, else the catalog; ``excluded-models`` (globs) filter either."""
-    models = tuple(ModelAlias(m.name.strip(), m.alias.strip()) for m in entry.models if m.name or m.alias)
-    excluded = [p.strip().lower() for p in entry.excluded_models if p.strip()]
-    if not excluded:
-        return models or None
-    if not models:
-        models = tuple(ModelAlias(info.id) for info in catalog)
-    return tuple(m for m in models if not any(fnmatchcase(m.client_id.lower(), p) for p in excluded))
-
-
 @hookimpl
 def credentials_from_config(settings: Settings) -> list[Credential]:
     """One credential per ``gemini-api-key`` entry (core already merged, trimmed and de-duplicated them)."""
-    out: list[Credential] = []
-    seen: dict[str, int] = {}
-    for entry in settings.gemini_api_key:
-        key = entry.api_key.strip()
-        if not key:
-            continue
-        base = entry.base_url.strip()
-        cid = stable_id("gemini:apikey", key, base)
-        n = seen.get(cid, 0)
-        seen[cid] = n + 1
-        out.append(
-            Credential(
-                id=cid if n == 0 else f"{cid}-{n}",
-                provider=PROVIDER,
-                executor=EXECUTOR,
-                label="gemini-apikey",
-                api_key=key,
-                base_url=base or None,
-                proxy_url=entry.proxy_url.strip() or None,
-                headers=dict(entry.headers),
-                models=entry_models(entry),
-                attributes={"owned_by": "google", "model_type": "gemini"},
-            )
-        )
-    return out
+    return api_key_credentials(
+        settings.gemini_api_key,
+        section="gemini-api-key",
+        provider=PROVIDER,
+        executor=EXECUTOR,
+        catalog=CATALOG,
+        attributes={"owned_by": "google", "model_type": "gemini"},
+    )

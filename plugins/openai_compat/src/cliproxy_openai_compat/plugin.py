@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cliproxy import hookimpl
 from cliproxy.config import OpenAICompat, Settings
-from cliproxy.credentials import Credential, ModelAlias, stable_id
+from cliproxy.credentials import Credential, ModelAlias, stable_id, unique_id
 from cliproxy.protocols import Executor, ExecutorServices
 from cliproxy.registries import ExecutorRegistrar
 
@@ -34,12 +34,9 @@ def entry_credentials(entry: OpenAICompat) -> list[Credential]:
     out: list[Credential] = []
     seen: dict[str, int] = {}
     for key, proxy in keys:
-        cid = stable_id(f"openai-compatibility:{entry.name}", key, entry.base_url, proxy)
-        n = seen.get(cid, 0)
-        seen[cid] = n + 1
         out.append(
             Credential(
-                id=cid if n == 0 else f"{cid}-{n}",
+                id=unique_id(stable_id(f"openai-compatibility:{entry.name}", key, entry.base_url, proxy), seen),
                 provider=entry.name.lower(),
                 executor=EXECUTOR,
                 label=entry.name,
