@@ -104,6 +104,9 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
         log_config=None,
         access_log=False,
         server_header=False,
+        # Peers are judged by their TCP address (Code Assist is loopback-only); forwarded-for headers are
+        # never trusted, and skipping that middleware saves work on every request.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
 
