@@ -288,3 +288,17 @@ async def test_code_assist_over_ipv6_loopback() -> None:
         async with serve_on_loopback(h.app, host="::1") as url, httpx.AsyncClient() as http:
             r = await http.post(url + "/v1internal:loadCodeAssist", json={})
     assert r.status_code == 200
+
+
+async def test_upstream_error_echoing_a_key_is_redacted(env: Any) -> None:
+    fake = env.fakes["openai"]
+    fake.reset()
+    fake.script(Reply(status=401, error_message="Incorrect API key provided: up-openai. Bearer up-openai-xyz123"))
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            env.proxy.v1 + "/chat/completions",
+            headers=auth(env),
+            json={"model": env.models["openai"], "messages": [{"role": "user", "content": "x"}]},
+        )
+    assert r.status_code in (401, 503, 429)
+    assert "up-openai" not in r.text and "xyz123" not in r.text

@@ -52,11 +52,12 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
+    # Patterns first: a known key inside a longer token must not leave the token's tail behind.
+    for pat in _SECRET_PATTERNS:
+        text = pat.sub(lambda m: m.group(1) + "[REDACTED]" + (m.group(2) if m.lastindex == 2 else ""), text)
     for secret in _extra_secrets:
         if secret in text:
             text = text.replace(secret, "[REDACTED]")
-    for pat in _SECRET_PATTERNS:
-        text = pat.sub(lambda m: m.group(1) + "[REDACTED]" + (m.group(2) if m.lastindex == 2 else ""), text)
     return text
 
 

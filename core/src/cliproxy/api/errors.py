@@ -118,7 +118,8 @@ def render_error(dialect: str, exc: ProxyError) -> tuple[int, bytes, dict[str, s
     if isinstance(exc, UpstreamError) and exc.body:
         fam, _ = _detect_family(exc.body)
         if fam == family(dialect):
-            return exc.status, exc.body, headers
+            # Verbatim, except that an upstream echoing a key or token never gets it to the client.
+            return exc.status, redact(exc.body.decode("utf-8", "replace")).encode(), headers
         return exc.status, error_body(dialect, exc.status, upstream_message(exc.body, exc.message)), headers
     if isinstance(exc, UpstreamError) and exc.retry_after is not None and "Retry-After" not in headers:
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
