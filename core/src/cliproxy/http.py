@@ -75,6 +75,7 @@ class HttpClients:
     ) -> None:
         self.default_proxy = default_proxy or None
         self._timeout = timeout
+        self._extensions = {"timeout": timeout.as_dict()}
         self._verify = verify  # built on first use: ssl.create_default_context() is a big share of start-up
         self._clients: dict[str | None, httpx.AsyncClient] = {}
         self._closed: list[httpx.AsyncClient] = []
@@ -106,6 +107,35 @@ class HttpClients:
             ctx = self.ssl_context()
             proxy = httpx.Proxy(key, ssl_context=ctx) if key.startswith("https:") else httpx.Proxy(key)
         return _Client(proxy=proxy, limits=_LIMITS, verify=self.ssl_context(), **common)
+
+    async def send(
+        self,
+        url: httpx.URL,
+        *,
+        content: bytes,
+        headers: dict[str, str],
+        proxy_url: str | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """POST straight to the client's transport for ``url``.
+
+        ``AsyncClient.send`` runs auth, redirect, cookie and event-hook machinery we never use, about 0.15 ms
+        per call; the transport (and so pooling, proxies and TLS) is the client's own. With ``stream`` the
+        caller reads and closes the response; otherwise the body is read here.
+        """
+        client = self.client(proxy_url)
+        if "accept-encoding" not in headers and "Accept-Encoding" not in headers:
+            headers = {**headers, "Accept-Encoding": "gzip, deflate"}
+        request = httpx.Request("POST", url, content=content, headers=headers, extensions=self._extensions)
+        transport = client._transport_for_url(url)
+        response = await transport.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
     def set_default_proxy(self, proxy_url: str | None) -> None:
         """Config reload: new requests use the new global proxy; in-flight ones finish on the old client."""

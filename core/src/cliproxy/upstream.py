@@ -80,11 +80,16 @@ class HttpExecutor:
 
     # ------------------------------------------------------------------ transport
 
-    def _client(self, cred: Credential) -> httpx.AsyncClient:
+    async def _send(
+        self, cred: Credential, url: str, body: bytes, headers: dict[str, str], *, stream: bool
+    ) -> httpx.Response:
         try:
-            return self.http.client(cred.proxy_url)
+            self.http.client(cred.proxy_url)
         except Exception as exc:  # bad proxy-url: a configuration problem, reported without the URL's secrets
             raise UpstreamError(502, f"cannot use the configured proxy-url: {exc}", network=True) from None
+        return await self.http.send(
+            self._parsed(url), content=body, headers=headers, proxy_url=cred.proxy_url, stream=stream
+        )
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         message = upstream_message(body, f"upstream answered HTTP {status}")
@@ -95,9 +100,7 @@ class HttpExecutor:
     async def execute(self, call: UpstreamCall, cred: Credential) -> UpstreamResponse:
         headers = self.headers(call, cred)
         try:
-            resp = await self._client(cred).post(
-                self._parsed(self.url(call, cred)), content=self.prepare(call, cred), headers=headers
-            )
+            resp = await self._send(cred, self.url(call, cred), self.prepare(call, cred), headers, stream=False)
         except httpx.TimeoutException as exc:
             raise UpstreamError(504, f"upstream timed out: {type(exc).__name__}", network=True) from None
         except httpx.HTTPError as exc:
@@ -123,13 +126,10 @@ class HttpExecutor:
         """Events grouped per network read: one downstream write per read instead of one per event."""
         headers = self.headers(call, cred)
         headers.setdefault("Accept", "text/event-stream")
-        client = self._client(cred)
-        request = client.build_request(
-            "POST", self._parsed(self.url(call, cred)), content=self.prepare(call, cred), headers=headers
-        )
+        url, body = self.url(call, cred), self.prepare(call, cred)
         started = False
         try:
-            resp = await client.send(request, stream=True)
+            resp = await self._send(cred, url, body, headers, stream=True)
         except httpx.TimeoutException as exc:
             raise UpstreamError(504, f"upstream timed out: {type(exc).__name__}", network=True) from None
         except httpx.HTTPError as exc:
