@@ -59,3 +59,24 @@ def test_bare_json_lines_are_events() -> None:
 def test_frame() -> None:
     assert frame(b"{}") == b"data: {}\n\n"
     assert frame(b"{}", "ping") == b"event: ping\ndata: {}\n\n"
+
+
+def test_huge_line_in_small_reads_is_linear() -> None:
+    """Spec §7.11: a 30 MB ``data:`` line (base64 image output) must parse, and quickly."""
+    import time
+
+    payload = b'{"b64":"' + b"A" * (30 * 1024 * 1024) + b'"}'
+    wire = b"data: " + payload + b"\n\n"
+    p = SSEParser()
+    t = time.perf_counter()
+    events = []
+    for i in range(0, len(wire), 65536):
+        events += p.feed(wire[i : i + 65536])
+    events += p.close()
+    elapsed = time.perf_counter() - t
+    assert len(events) == 1 and events[0].data == payload
+    # Relative bound, not an absolute time: parsing must cost about as much as copying the bytes a few times.
+    t = time.perf_counter()
+    for _ in range(4):
+        b"".join([wire[i : i + 65536] for i in range(0, len(wire), 65536)])
+    assert elapsed < 30 * (time.perf_counter() - t)

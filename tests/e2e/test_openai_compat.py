@@ -271,3 +271,13 @@ async def test_dynamic_provider_syntax_sends_any_model_verbatim(
     assert up.last.model == "vendor/some-model:free"
     with pytest.raises(openai.BadRequestError):
         await client(proxy).chat.completions.create(model="nosuch://m", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_large_request_bodies_are_accepted(fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle) -> None:
+    """A 20 MB prompt (an inline PDF or images) passes; Litestar's 10 MB default would answer 413."""
+    up, _ = fake
+    up.script(Reply(text="big"))
+    big = "x" * (20 * 1024 * 1024)
+    resp = await client(proxy).chat.completions.create(model="my-alias", messages=[{"role": "user", "content": big}])
+    assert resp.choices[0].message.content == "big"
+    assert len(up.last.body) > 20 * 1024 * 1024

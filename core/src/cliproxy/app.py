@@ -32,6 +32,8 @@ __all__ = ["create_app"]
 log = get_logger("cliproxy.app")
 _encode = msgspec.json.encode
 
+MAX_BODY_BYTES = 128 * 1024 * 1024
+
 ENDPOINTS = [
     "POST /v1/chat/completions",
     "POST /v1/completions",
@@ -136,6 +138,9 @@ def create_app(container: Container) -> Litestar:
         middleware=[DefineMiddleware(cast(Any, AccessMiddleware), keys=lambda: runtime.settings.api_keys)],
         lifespan=[lifespan],
         response_headers=[ResponseHeader(name=k, value=v) for k, v in CORS.items()],
+        # Litestar's 10 MB default rejects real requests: Claude/Gemini accept prompts with images and PDFs
+        # of 20-30 MB, and base64 inflates them by a third.
+        request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,
         openapi_config=None,
         debug=False,
