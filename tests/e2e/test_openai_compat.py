@@ -96,6 +96,7 @@ async def test_stream_is_not_buffered(fake: tuple[FakeOpenAIChat, str], proxy: P
     ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
+        assert resp.headers["access-control-allow-origin"] == "*"
         async for chunk in resp.aiter_bytes():
             if b"data:" in chunk:
                 arrivals.append(time.monotonic())
@@ -253,6 +254,7 @@ async def test_root_health_and_head(proxy: ProxyHandle) -> None:
     async with httpx.AsyncClient() as http:
         r = await http.get(proxy.url + "/")
         assert r.json()["message"] == "CLI Proxy API Server"
+        assert r.headers["access-control-allow-origin"] == "*"
         assert (await http.head(proxy.url + "/")).status_code == 200
         assert (await http.get(proxy.url + "/healthz")).json() == {"status": "ok"}
         pre = await http.options(proxy.v1 + "/chat/completions")

@@ -78,7 +78,6 @@ class RequestContext:
     """What the route layer knows about the client request besides the body."""
 
     headers: dict[str, str] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
     #: ``generate`` or ``count_tokens``.
     action: str = "generate"
 

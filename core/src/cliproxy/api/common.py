@@ -15,7 +15,6 @@ from ..execute import Answer, ExecutionService, RequestContext, StreamAnswer
 from ..models import ModelRegistry
 from ..pool import CredentialPool
 from ..registries import ModelInfo
-from .access import CORS
 
 __all__ = ["Exec", "Models", "Pool", "Probe", "context", "probe", "to_response", "visible_models"]
 
@@ -65,17 +64,15 @@ def context(request: Request[Any, Any, Any], action: str = "generate") -> Reques
     headers = request.headers
     return RequestContext(
         headers={h: headers[h] for h in FORWARD_HEADERS if h in headers},
-        query=dict(request.query_params),
         action=action,
     )
 
 
 def to_response(result: Answer | StreamAnswer) -> Response[Any]:
     if isinstance(result, StreamAnswer):
-        return Stream(result.chunks, media_type=result.media_type, headers={**CORS, **result.headers})
-    return Response(
-        result.body, status_code=result.status, media_type=result.media_type, headers={**CORS, **result.headers}
-    )
+        return Stream(result.chunks, media_type=result.media_type, headers=result.headers)
+    # CORS headers come from the app-level ``response_headers``.
+    return Response(result.body, status_code=result.status, media_type=result.media_type, headers=result.headers)
 
 
 def visible_models(registry: ModelRegistry, pool: CredentialPool) -> list[ModelInfo]:
