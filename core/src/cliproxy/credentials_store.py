@@ -37,7 +37,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    except OSError:
+    except OSError:  # some filesystems cannot fsync a directory; the rename itself is already atomic
         pass
 
 

@@ -70,7 +70,8 @@ class HttpExecutor:
     # ------------------------------------------------------------------ per-provider hooks
 
     def url(self, call: UpstreamCall, cred: Credential) -> str:
-        raise NotImplementedError
+        """Where to send ``call``; every provider executor overrides this."""
+        raise NotImplementedError(f"{type(self).__name__} must define url()")
 
     def headers(self, call: UpstreamCall, cred: Credential) -> dict[str, str]:
         return {"Content-Type": "application/json"}
