@@ -81,13 +81,14 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
             log.error("plugin skipped", plugin=info.name, error=info.error)
     if settings.path is None:
         log.info(
-            "no config.yaml found; running on the built-in defaults. Add credentials with "
-            "'cliproxy login <provider>' or a config.yaml (see README), then restart or pass --config"
+            "no config.yaml found; running on the built-in defaults. Add API keys to a config.yaml "
+            "(see README) and pass --config, or run 'cliproxy login <provider>' for a provider whose plugin "
+            "offers a login"
         )
     app = create_app(container)
     pool = container.pool()
     if not pool.credentials():
-        log.warning("no upstream credentials configured yet: every model request will answer 404/503")
+        log.warning("no upstream credentials configured yet: model requests will answer 400 (unknown model)")
     bind = settings.bind_host
     if not settings.api_keys and bind not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it", host=bind)
