@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, runtime_checkable
 
 from .. import ir
 from ..sse import SSEEvent
 
-__all__ = ["Codec", "CodecError", "StreamDecoder", "StreamEncoder"]
+__all__ = ["Codec", "CodecError", "StreamDecoder", "StreamEncoder", "new_id"]
 
 
 class CodecError(ValueError):
@@ -54,3 +55,8 @@ class Codec(Protocol):
     def stream_decoder(self, req: ir.Request | None = None) -> StreamDecoder: ...
 
     def stream_encoder(self, req: ir.Request) -> StreamEncoder: ...
+
+
+def new_id(prefix: str) -> str:
+    """An id for something the upstream did not name (``msg_``, ``call_``, ``chatcmpl-`` ...)."""
+    return prefix + os.urandom(12).hex()

@@ -17,7 +17,6 @@ Conventions shared with the other codecs:
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, Final
 
@@ -28,7 +27,7 @@ from .. import ir
 from ..errors import ErrorKind
 from ..sse import SSEEvent, SSEParser, frame
 from ..thinking import resolve_budget
-from .base import CodecError
+from .base import CodecError, new_id
 
 __all__ = ["CODEC", "ClaudeCodec", "ClaudeStreamDecoder", "ClaudeStreamEncoder"]
 
@@ -275,10 +274,6 @@ _DEFAULT_MAX_TOKENS: Final = 32000
 _EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
 _EMPTY_SCHEMA: Final[dict[str, Any]] = {"type": "object", "properties": {}}
 _BAD_ID_CHARS: Final = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
 
 
 def _default_max_tokens(model: str) -> int:
@@ -884,7 +879,7 @@ def _encode_response(resp: ir.Response) -> bytes:
     else:
         stop_sequence = None
     out = _OutMessage(
-        id=resp.id or _new_id("msg_"),
+        id=resp.id or new_id("msg_"),
         type="message",
         role="assistant",
         model=resp.model,
@@ -941,7 +936,7 @@ class ClaudeStreamDecoder:
             msg = ev.message or _InMessage()
             self._started = True
             self._base = _usage_in(msg.usage) if msg.usage is not None else None
-            return [ir.Start(id=msg.id or _new_id("msg_"), model=msg.model)]
+            return [ir.Start(id=msg.id or new_id("msg_"), model=msg.model)]
         if t == "message_delta":
             return self._message_delta(ev)
         if t == "message_stop":
@@ -963,7 +958,7 @@ class ClaudeStreamDecoder:
             self._blocks[idx] = self._tools
             self._tools += 1
             out: list[ir.Event] = [
-                ir.ToolCallStart(index=self._tools - 1, id=b.id or _new_id("toolu_"), name=b.name or "")
+                ir.ToolCallStart(index=self._tools - 1, id=b.id or new_id("toolu_"), name=b.name or "")
             ]
             if b.input is not UNSET:
                 raw = bytes(b.input)
@@ -1061,7 +1056,7 @@ class ClaudeStreamEncoder:
 
     def _start(self, ev: ir.Start | None) -> bytes:
         self._started = True
-        self._id = (ev.id if ev is not None else "") or _new_id("msg_")
+        self._id = (ev.id if ev is not None else "") or new_id("msg_")
         if not self._model and ev is not None:
             self._model = ev.model
         msg = _OutMessage(

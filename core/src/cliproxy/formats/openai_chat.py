@@ -17,7 +17,6 @@ Conventions this codec relies on (shared with the other codecs):
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Final
 
@@ -28,7 +27,7 @@ from .. import ir
 from ..errors import kind_for_status
 from ..sse import SSEEvent, frame
 from ..thinking import resolve_effort
-from .base import CodecError
+from .base import CodecError, new_id
 
 __all__ = ["CODEC", "ChatStreamDecoder", "ChatStreamEncoder", "OpenAIChatCodec"]
 
@@ -381,10 +380,6 @@ _FINISH_IN: Final[dict[str, ir.FinishReason]] = {
 _EMPTY_SCHEMA: Final[dict[str, Any]] = {"type": "object", "properties": {}}
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
-
-
 def parse_data_url(url: str) -> tuple[str, str] | None:
     """``data:<mime>;base64,<b64>`` → ``(mime, b64)``; anything else → ``None`` (kept as a URL)."""
     if not url.startswith("data:"):
@@ -561,7 +556,7 @@ def _decode_request(body: bytes) -> ir.Request:
                 parts.append(ir.ReasoningPart(text=m.reasoning_content))
             parts.extend(p for p in _content_parts(m.content, where) if isinstance(p, ir.TextPart))
             for j, tc in enumerate(m.tool_calls or ()):
-                call_id = tc.id or _new_id("call_")
+                call_id = tc.id or new_id("call_")
                 if not tc.function.name:
                     raise CodecError(f"{where}.tool_calls[{j}].function.name is required")
                 call_names[call_id] = tc.function.name
@@ -811,13 +806,13 @@ def _decode_response(body: bytes) -> ir.Response:
         for tc in msg.tool_calls or ():
             fn = tc.function or _InFunction()
             parts.append(
-                ir.ToolCallPart(id=tc.id or _new_id("call_"), name=fn.name or "", arguments=_args_text(fn.arguments))
+                ir.ToolCallPart(id=tc.id or new_id("call_"), name=fn.name or "", arguments=_args_text(fn.arguments))
             )
         finish = _FINISH_IN.get(choice.finish_reason or "stop", "stop")
         if finish == "stop" and any(isinstance(p, ir.ToolCallPart) for p in parts):
             finish = "tool_calls"
     return ir.Response(
-        id=r.id or _new_id("chatcmpl-"),
+        id=r.id or new_id("chatcmpl-"),
         model=r.model or "",
         created=r.created or 0,
         parts=parts,
@@ -851,7 +846,7 @@ def _encode_response(resp: ir.Response) -> bytes:
         tool_calls=calls or UNSET,
     )
     out = _OutCompletion(
-        id=resp.id or _new_id("chatcmpl-"),
+        id=resp.id or new_id("chatcmpl-"),
         object="chat.completion",
         created=resp.created or int(time.time()),
         model=resp.model,
@@ -919,7 +914,7 @@ class ChatStreamDecoder:
             return [ir.Error(status=status, message=message, kind=kind_for_status(status))]
         if not self._started:
             self._started = True
-            self._id = chunk.id or _new_id("chatcmpl-")
+            self._id = chunk.id or new_id("chatcmpl-")
             out.append(ir.Start(id=self._id, model=chunk.model or "", created=chunk.created or 0))
         if chunk.usage is not None:
             self._usage = _usage_in(chunk.usage)
@@ -1039,7 +1034,7 @@ class ChatStreamEncoder:
 
     def _start(self, ev: ir.Start | None) -> bytes:
         self._started = True
-        self._id = (ev.id if ev is not None else "") or _new_id("chatcmpl-")
+        self._id = (ev.id if ev is not None else "") or new_id("chatcmpl-")
         self._created = (ev.created if ev is not None else 0) or int(time.time())
         if not self._model and ev is not None:
             self._model = ev.model
