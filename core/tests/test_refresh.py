@@ -24,6 +24,7 @@ from cliproxy import hookimpl
 from cliproxy.container import Container
 from cliproxy.credentials import Credential, ModelAlias
 from cliproxy.http import HttpClients
+from cliproxy.oauth import LoginContext, LoginError, PendingLogin
 from cliproxy.protocols import LoginOptions
 from cliproxy.refresh import CredentialHttp, TokenRefresher, parse_time, token_expiry
 from cliproxy.registries import AuthenticatorRegistrar
@@ -42,10 +43,11 @@ class RefreshingAuth:
     """Minimal OAuth authenticator: refresh_token grant against the file's ``token_uri``."""
 
     provider = PROVIDER
+    login_names = (PROVIDER,)
     refresh_lead: timedelta | None = timedelta(minutes=5)
 
-    async def login(self, opts: LoginOptions, http: HttpClients) -> Credential:
-        raise NotImplementedError
+    async def start_login(self, opts: LoginOptions, ctx: LoginContext) -> PendingLogin:
+        raise LoginError("this test provider has no interactive login")
 
     async def refresh(self, cred: Credential, http: HttpClients) -> Credential:
         resp = await http.client().post(

@@ -31,6 +31,7 @@ from cliproxy.credentials import Credential
 from cliproxy.errors import UpstreamError
 from cliproxy.formats.base import Codec
 from cliproxy.http import HttpClients
+from cliproxy.oauth import DeviceLogin, LoginContext, LoginResult, PendingLogin
 from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.protocols import (
     Executor,
@@ -256,20 +257,33 @@ async def test_hook_register_executors(make_container: MakeContainer) -> None:
     assert len(executor.calls) == 2
 
 
-class FakeLogin:
-    """An OAuth-style authenticator that "logs in" without a browser and refreshes by bumping a counter."""
+class _InstantDevice(DeviceLogin):
+    """A device login the "user" has already approved: the first poll succeeds."""
 
-    provider = "fakeauth"
-    refresh_lead: timedelta | None = timedelta(minutes=5)
+    def __init__(self, opts: LoginOptions) -> None:
+        super().__init__(provider="fakeauth", state="s", url="http://127.0.0.1:9/device", user_code="AB-CD")
+        self.opts = opts
 
-    async def login(self, opts: LoginOptions, http: HttpClients) -> Credential:
-        return Credential(
+    async def poll(self, ctx: LoginContext) -> list[LoginResult]:
+        cred = Credential(
             id="fakeauth:alice",
             provider="fakeauth",
             executor="local",
             label="alice",
-            metadata={"email": "alice@example.com", "access_token": "tok-1", "no_browser": opts.no_browser},
+            metadata={"email": "alice@example.com", "access_token": "tok-1", "no_browser": self.opts.no_browser},
         )
+        return [LoginResult(cred, "fakeauth-alice@example.com.json")]
+
+
+class FakeLogin:
+    """An OAuth-style authenticator that "logs in" without a browser and refreshes by bumping a counter."""
+
+    provider = "fakeauth"
+    login_names = ("fakeauth",)
+    refresh_lead: timedelta | None = timedelta(minutes=5)
+
+    async def start_login(self, opts: LoginOptions, ctx: LoginContext) -> PendingLogin:
+        return _InstantDevice(opts)
 
     async def refresh(self, cred: Credential, http: HttpClients) -> Credential:
         n = int(cred.metadata["access_token"].rsplit("-", 1)[1]) + 1
@@ -299,7 +313,11 @@ def test_hook_register_authenticators(tmp_path: Path) -> None:
     async def login_and_refresh() -> Credential:
         http = HttpClients()
         try:
-            return await auths["fakeauth"].refresh(await auths["fakeauth"].login(LoginOptions(), http), http)
+            ctx = LoginContext(http=http, settings=load_settings(None))
+            pending = await auths["fakeauth"].start_login(LoginOptions(), ctx)
+            assert isinstance(pending, DeviceLogin)
+            [result] = await pending.poll(ctx)
+            return await auths["fakeauth"].refresh(result.credential, http)
         finally:
             await http.aclose()
 

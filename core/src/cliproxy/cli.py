@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,42 @@ def _load(container: Any) -> Settings:
     return settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: CLIProxyAPI's login flags, accepted on the bare command so existing scripts and habits keep working.
+_LEGACY_LOGINS = {
+    "login": "gemini",
+    "codex_login": "codex",
+    "claude_login": "claude",
+    "qwen_login": "qwen",
+    "iflow_login": "iflow",
+}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, "--version", "-V", prog_name="cliproxy")
-def cli() -> None:
+@click.option("--login", is_flag=True, hidden=True, help="Same as 'cliproxy login gemini'.")
+@click.option("--codex-login", is_flag=True, hidden=True, help="Same as 'cliproxy login codex'.")
+@click.option("--claude-login", is_flag=True, hidden=True, help="Same as 'cliproxy login claude'.")
+@click.option("--qwen-login", is_flag=True, hidden=True, help="Same as 'cliproxy login qwen'.")
+@click.option("--iflow-login", is_flag=True, hidden=True, help="Same as 'cliproxy login iflow'.")
+@click.option("--project_id", "--project-id", "project_id", default=None, hidden=True)
+@click.option("--no-browser", is_flag=True, hidden=True)
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, hidden=True)
+@click.pass_context
+def cli(ctx: click.Context, /, project_id: str | None, no_browser: bool, config: str | None, **flags: bool) -> None:
     """cliproxy: use your AI subscriptions and API keys through the OpenAI, Claude and Gemini APIs."""
+    chosen = [name for flag, name in _LEGACY_LOGINS.items() if flags.get(flag)]
+    if ctx.invoked_subcommand is not None:
+        if chosen:
+            raise click.UsageError("a login flag cannot be combined with a command")
+        return
+    if len(chosen) > 1:
+        raise click.UsageError("give one login flag at a time")
+    if chosen:
+        ctx.invoke(login, provider=chosen[0], config=config, no_browser=no_browser, project_id=project_id)
+    elif config is not None:
+        ctx.invoke(serve, config=config)  # the reference starts the server when no login flag is given
+    else:
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -167,11 +200,21 @@ def config_check(config: str | None) -> None:
 @click.argument("provider")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="Path to config.yaml.")
 @click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
-@click.option("--port", "callback_port", type=int, default=None, help="Local OAuth callback port.")
-def login(provider: str, config: str | None, no_browser: bool, callback_port: int | None) -> None:
-    """Log in to PROVIDER and save the credential into auth-dir."""
-    from .credentials_store import save_credential_file
+@click.option("--callback-port", "--port", "callback_port", type=int, default=None, help="Local OAuth callback port.")
+@click.option("--project-id", "--project_id", "project_id", default=None, help="Google: Cloud project (or ALL).")
+@click.option("--alias", default=None, help="Qwen: a name for the account (its tokens carry no identity).")
+def login(
+    provider: str,
+    config: str | None,
+    no_browser: bool,
+    callback_port: int | None = None,
+    project_id: str | None = None,
+    alias: str | None = None,
+) -> None:
+    """Log in to PROVIDER (gemini, claude, codex, qwen, iflow ...) and save the credential into auth-dir."""
     from .http import HttpClients
+    from .oauth import LoginContext, LoginError
+    from .oauth.driver import run_login, save_results
     from .protocols import LoginOptions
 
     container = _container(config)
@@ -179,25 +222,55 @@ def login(provider: str, config: str | None, no_browser: bool, callback_port: in
     auths = container.host().authenticators()
     auth = auths.get(provider)
     if auth is None:
-        names = ", ".join(sorted(auths)) or "none installed"
-        click.echo(f"error: no login flow for {provider!r} (available: {names})", err=True)
+        auth = next((a for a in auths.items.values() if provider in a.login_names), None)
+    if auth is None:
+        names = sorted({n for a in auths.items.values() for n in (a.login_names or (a.provider,))})
+        hint = ", ".join(names) or "none installed; install a provider plugin such as cliproxy-claude"
+        click.echo(f"error: no login flow for {provider!r} (available: {hint})", err=True)
         sys.exit(2)
+    interactive = sys.stdin.isatty()
 
-    async def run() -> Path:
+    async def prompt(question: str, choices: Sequence[str], default: str | None) -> str:
+        def ask() -> str:
+            kind = click.Choice(list(choices)) if choices else str
+            return str(click.prompt(question, default=default, type=kind, err=True))
+
+        return await asyncio.to_thread(ask)
+
+    async def run() -> list[Path]:
         http = HttpClients(settings.proxy_url or None)
         try:
-            opts = LoginOptions(no_browser=no_browser, callback_port=callback_port, proxy_url=settings.proxy_url)
-            cred = await auth.login(opts, http)
+            opts = LoginOptions(
+                no_browser=no_browser,
+                callback_port=callback_port,
+                proxy_url=settings.proxy_url or None,
+                project_id=project_id,
+                alias=alias,
+            )
+            ctx = LoginContext(
+                http=http,
+                settings=settings,
+                prompt=prompt if interactive else None,
+                notify=lambda msg: click.echo(msg, err=True),
+            )
+            results = await run_login(auth, opts, ctx, show_url=lambda url: click.echo(url))
         finally:
             await http.aclose()
-        return save_credential_file(settings.auth_path, cred)
+        return await asyncio.to_thread(save_results, settings.auth_path, results)
 
     try:
-        path = asyncio.run(run())
+        paths = asyncio.run(run())
     except KeyboardInterrupt:
         click.echo("login cancelled", err=True)
         sys.exit(130)
-    click.echo(f"saved {path}")
+    except LoginError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot save the credential: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    for path in paths:
+        click.echo(f"saved {path}", err=True)
 
 
 def main() -> None:

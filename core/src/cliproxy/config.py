@@ -131,6 +131,9 @@ class Settings(_Base, kw_only=True):
     quota_exceeded: QuotaExceeded = msgspec.field(default_factory=QuotaExceeded)
     ws_auth: bool = False
     remote_management: RemoteManagement = msgspec.field(default_factory=RemoteManagement)
+    #: Per-provider URL overrides of subscription logins and their upstreams (``endpoints.claude.token-url``):
+    #: providers move these URLs, gateways and mirrors need others, and tests point them at local fakes.
+    endpoints: dict[str, dict[str, str]] = {}
     gemini_api_key: list[GeminiKey] = []
     generative_language_api_key: list[str] = []
     codex_api_key: list[CodexKey] = []

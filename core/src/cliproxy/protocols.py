@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .credentials import Credential
     from .http import HttpClients
+    from .oauth.flow import LoginContext, PendingLogin
     from .sse import SSEEvent
 
 __all__ = [
@@ -77,9 +78,18 @@ ExecutorFactory = Callable[[ExecutorServices], Executor]
 
 @dataclass(slots=True)
 class LoginOptions:
+    """How the user started a login (``cliproxy login`` flags, or a management API query)."""
+
     no_browser: bool = False
+    #: Local port of the OAuth callback; ``None`` means the provider's own (8085, 54545, 1455, 11451).
     callback_port: int | None = None
     proxy_url: str | None = None
+    #: Google: the Cloud project to use (``ALL`` for every project of the account).
+    project_id: str | None = None
+    #: Qwen: the name of the account (its tokens carry no identity).
+    alias: str | None = None
+    #: Started from the web (management API): file names follow the reference's web-login names.
+    web: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,9 +98,13 @@ class Authenticator(Protocol):
     """Interactive login and token refresh for one provider's OAuth credentials."""
 
     provider: str
+    #: Names ``cliproxy login <name>`` accepts for this provider (``gemini`` for ``gemini-cli``).
+    login_names: tuple[str, ...]
     #: How long before expiry to refresh; ``None`` when tokens never need refreshing.
     refresh_lead: timedelta | None
 
-    async def login(self, opts: LoginOptions, http: HttpClients) -> Credential: ...
+    async def start_login(self, opts: LoginOptions, ctx: LoginContext) -> PendingLogin:
+        """Begin a login: build the authorize (or device) URL and the flow object that completes it."""
+        ...
 
     async def refresh(self, cred: Credential, http: HttpClients) -> Credential: ...

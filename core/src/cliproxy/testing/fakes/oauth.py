@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 
@@ -61,8 +62,23 @@ class FakeOAuthServer(FakeApp):
         id_token_claims: Mapping[str, Any] | None = None,
         scope: str | None = None,
         email: str = "user@example.com",
+        redirect_param: str = "redirect_uri",
+        require_response_type: bool = True,
+        require_state: bool = True,
     ) -> None:
         super().__init__()
+        #: Authorization-code logins: the authorize endpoint's query names (iFlow calls it ``redirect``),
+        #: what a code was issued for (checked at the exchange), and how the next consent ends.
+        self.redirect_param = redirect_param
+        self.require_response_type = require_response_type
+        self.require_state = require_state
+        self.authorizations: dict[str, dict[str, str]] = {}
+        #: ``access_denied`` (or any OAuth error) makes the next authorize redirect carry that error instead.
+        self.deny_next: str | None = None
+        #: Claude style: the code handed back is ``<code>#<state>``.
+        self.code_with_state = False
+        #: Extra fields merged into every token response (``account``, ``resource_url`` ...).
+        self.token_extra: dict[str, Any] = {}
         self.refresh_tokens: set[str] = set(refresh_tokens)
         self.codes: dict[str, str | None] = dict(codes or {})
         self.accept_any_code = codes is None
@@ -109,7 +125,9 @@ class FakeOAuthServer(FakeApp):
 
     # -- request flow ----------------------------------------------------------------------------------------
     async def handle(self, rec: Recorded, conn: Conn) -> None:
-        if rec.method == "POST" and rec.path.endswith("/token"):
+        if rec.method == "GET" and rec.path.endswith(("/authorize", "/auth", "/oauth")):
+            await self._authorize(rec, conn)
+        elif rec.method == "POST" and rec.path.endswith("/token"):
             await self._token(rec, conn)
         elif rec.method == "POST" and (rec.path.endswith("/device/code") or rec.path.endswith("/device_authorization")):
             await self._device(rec, conn)
@@ -170,7 +188,13 @@ class FakeOAuthServer(FakeApp):
                 await self._issue(conn, grant, token)
         elif grant == "authorization_code":
             code = params.get("code", "")
-            if not self.accept_any_code:
+            issued = self.authorizations.pop(code, None)
+            if issued is not None:
+                problem = self._check_exchange(issued, params)
+                if problem:
+                    await self._error(conn, 400, "invalid_grant", problem)
+                    return
+            elif not self.accept_any_code:
                 if code not in self.codes:
                     await self._error(conn, 400, "invalid_grant", "Invalid authorization code.")
                     return
@@ -193,6 +217,54 @@ class FakeOAuthServer(FakeApp):
         else:
             await self._error(conn, 400, "unsupported_grant_type", f"Unsupported grant type: {grant!r}")
 
+    async def _authorize(self, rec: Recorded, conn: Conn) -> None:
+        """The consent screen, already clicked through: 302 back to the client's redirect URI with a code."""
+        q = rec.query
+        redirect = q.get(self.redirect_param, "")
+        problems = []
+        if self.client_id is not None and q.get("client_id") != self.client_id:
+            problems.append("unknown client_id")
+        if self.require_response_type and q.get("response_type") != "code":
+            problems.append("response_type must be code")
+        if not redirect.startswith(("http://localhost:", "http://127.0.0.1:")):
+            problems.append(f"{self.redirect_param} must be a loopback URL")
+        if self.require_state and not q.get("state"):
+            problems.append("state is required")
+        if q.get("code_challenge") and q.get("code_challenge_method") != "S256":
+            problems.append("code_challenge_method must be S256")
+        if problems:
+            await self._error(conn, 400, "invalid_request", "; ".join(problems))
+            return
+        state = q.get("state", "")
+        sep = "&" if "?" in redirect else "?"
+        if self.deny_next:
+            error, self.deny_next = self.deny_next, None
+            target = f"{redirect}{sep}{urlencode({'error': error, 'state': state})}"
+        else:
+            code = f"fake-code/{secrets.token_hex(8)}"  # real Google codes contain '/': clients must decode
+            self.authorizations[code] = {
+                "redirect_uri": redirect,
+                "client_id": q.get("client_id", ""),
+                "code_challenge": q.get("code_challenge", ""),
+                "state": state,
+            }
+            handed = f"{code}#{state}" if self.code_with_state else code
+            target = f"{redirect}{sep}{urlencode({'code': handed, 'state': state})}"
+        await conn.respond(302, b"", "text/plain", [("location", target), ("cache-control", "no-store")])
+
+    @staticmethod
+    def _check_exchange(issued: Mapping[str, str], params: Mapping[str, str]) -> str | None:
+        """What a real server checks when a code is exchanged: same client, same redirect URI, PKCE."""
+        if issued["client_id"] and params.get("client_id") and params["client_id"] != issued["client_id"]:
+            return "code was issued to another client"
+        if params.get("redirect_uri", issued["redirect_uri"]) != issued["redirect_uri"]:
+            return "redirect_uri does not match the authorization request"
+        if issued["code_challenge"]:
+            verifier = params.get("code_verifier", "")
+            if _b64url(hashlib.sha256(verifier.encode()).digest()) != issued["code_challenge"]:
+                return "PKCE verification failed"
+        return None
+
     async def _issue(self, conn: Conn, grant: str, keep_refresh: str | None) -> None:
         self._counter += 1
         access = f"fake-at-{self._counter}-{secrets.token_hex(6)}"
@@ -209,6 +281,7 @@ class FakeOAuthServer(FakeApp):
         }
         if self.scope is not None:
             body["scope"] = self.scope
+        body.update(self.token_extra)
         if self.id_token_claims is not None:
             claims = {
                 "email": self.email,
