@@ -93,3 +93,10 @@ async def test_sdk_snippets_and_curl_against_the_readme_config(tmp_path: Path) -
             cmd = curl.replace("http://127.0.0.1:8317", proxy.url).replace("\\\n", " ")
             r = await asyncio.to_thread(subprocess.run, ["bash", "-c", cmd], capture_output=True, text=True, timeout=30)
             assert r.returncode == 0 and ["Hi", "from", "the", "README!"][0] in r.stdout and "[DONE]" in r.stdout
+
+
+def test_every_yaml_block_is_a_valid_config(tmp_path: Path) -> None:
+    for i, block in enumerate(blocks("yaml")):
+        p = tmp_path / f"block{i}.yaml"
+        p.write_text(block)
+        assert load_settings(p).warnings == [], block
