@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from cliproxy.config import load_settings
+from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.testing import FakeClaude, FakeGemini, FakeOpenAIChat, FakeOpenAIResponses, Reply, serve_on_loopback
 from cliproxy.testing.proxy import run_proxy
 
@@ -42,9 +43,10 @@ def readme_config() -> str:
 def test_config_example_loads_without_warnings(tmp_path: Path) -> None:
     p = tmp_path / "config.yaml"
     p.write_text(readme_config())
-    s = load_settings(p)
+    host = PluginHost(make_plugin_manager(disabled=()))
+    s = load_settings(p, host.config_sections().items)
     assert s.warnings == []
-    assert s.openai_compatibility[0].models[0].alias == "kimi-k2"
+    assert s.section("openai-compatibility")[0].models[0].alias == "kimi-k2"
 
 
 def test_listed_commands_exist() -> None:

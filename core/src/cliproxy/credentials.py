@@ -108,7 +108,7 @@ def stable_id(kind: str, *parts: str | None) -> str:
 
 
 class KeyEntry(Protocol):
-    """The shape shared by ``gemini-api-key``, ``claude-api-key`` and ``codex-api-key`` entries."""
+    """What ``api_key_credentials`` reads from an entry: ``provider_config.ProviderKey`` or any struct like it."""
 
     api_key: str
     base_url: str

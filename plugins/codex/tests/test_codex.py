@@ -30,7 +30,8 @@ CLIENT_KEY = "sk-client-codex-test"
 def settings_from(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    return load_settings(path)
+    host = PluginHost(make_plugin_manager(entry_points=False, extra=[plugin]))
+    return load_settings(path, dict(host.config_sections().items))
 
 
 def body(model: str = "gpt-5", **extra: Any) -> bytes:
