@@ -54,7 +54,6 @@ from .pool import CredentialPool
 from .protocols import Executor, UpstreamCall
 from .registries import QuotaFallback
 from .sse import DONE, SSEEvent, frame
-from .thinking import split_thinking_suffix
 from .tokens import count_body, estimate_request, upstream_count
 
 __all__ = ["Answer", "ExecutionService", "RequestContext", "RetryPolicy", "StreamAnswer"]
@@ -176,9 +175,9 @@ class ExecutionService:
                 # ``openrouter://moonshotai/kimi-k2:free``: any model of a configured compat provider, verbatim.
                 providers, model, serves = [dynamic[0]], dynamic[1], None
             else:
-                # ``gemini-2.5-pro-thinking-4096`` / ``gpt-5-high``: the base model with that thinking setting.
-                base, override = split_thinking_suffix(model)
-                providers = self.registry.providers_for(base) if override is not None else []
+                # ``<model>-thinking-4096``, ``<model>-high``: a provider's model rule (the base model plus that
+                # thinking setting).
+                base, override, providers = self.registry.resolve_rule(model)
                 if not providers:
                     raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
                 model = base

@@ -16,6 +16,7 @@ from cliproxy.config import Settings, load_settings
 from cliproxy.credentials import Credential, ModelAlias, stable_id
 from cliproxy.errors import UpstreamError
 from cliproxy.http import HttpClients
+from cliproxy.ir import ReasoningConfig
 from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.protocols import UpstreamCall
 from cliproxy.testing import FakeGemini, Reply, serve_on_loopback
@@ -23,7 +24,7 @@ from cliproxy.testing.proxy import run_proxy
 from cliproxy_gemini import plugin
 from cliproxy_gemini.executor import GeminiExecutor, split_model
 from cliproxy_gemini.fallback import CONFIG_KEY, REFERENCE_TABLE, make_fallback
-from cliproxy_gemini.models import CATALOG, by_id
+from cliproxy_gemini.models import CATALOG, by_id, model_rule
 
 KEY = "AIzaSy-test-key-0001"
 CLIENT_KEY = "sk-client-gemini-test"
@@ -133,6 +134,28 @@ def test_split_model() -> None:
     assert split_model("models/gemini-2.5-pro") == ("gemini-2.5-pro", None, None)
     assert split_model("gemini-2.5-flash-thinking-2048") == ("gemini-2.5-flash", 2048, None)
     assert split_model("gemini-2.5-pro-nothinking") == ("gemini-2.5-pro", 128, False)
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gemini-2.5-flash-nothinking", ("gemini-2.5-flash", ReasoningConfig(budget=0, include_thoughts=False))),
+        # 2.5 Pro cannot switch thinking off: the smallest budget it accepts instead of 0.
+        ("gemini-2.5-pro-nothinking", ("gemini-2.5-pro", ReasoningConfig(budget=128, include_thoughts=False))),
+        ("gemini-2.5-pro-thinking-0", ("gemini-2.5-pro", ReasoningConfig(budget=0))),
+        ("gemini-2.5-pro-thinking-4096", ("gemini-2.5-pro", ReasoningConfig(budget=4096))),
+        ("gemini-2.5-flash-thinking-12k", ("gemini-2.5-flash", ReasoningConfig(budget=12))),
+        ("Gemini-2.5-Flash-Thinking-300", ("Gemini-2.5-Flash", ReasoningConfig(budget=300))),
+        ("gemini-x-thinking-1-thinking-77", ("gemini-x-thinking-1", ReasoningConfig(budget=77))),
+        ("gemini-2.5-pro-thinking-", None),
+        ("gemini-2.5-pro", None),
+        ("claude-sonnet-4-thinking-100", None),
+        ("my-model-nothinking", None),
+        ("gpt-5-high", None),
+    ],
+)
+def test_model_rule(model: str, expected: tuple[str, ReasoningConfig] | None) -> None:
+    assert model_rule(model) == expected
 
 
 def test_quota_fallback_table(tmp_path: Path) -> None:
@@ -325,4 +348,28 @@ async def test_e2e_openai_client_is_translated_to_gemini(fake: tuple[FakeGemini,
         resp = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello"}])
     assert resp.choices[0].message.content == "translated answer"
     assert up.last.path == f"/v1beta/models/{MODEL}:generateContent"
+    assert up.validation_errors == []
+
+
+async def test_e2e_thinking_suffixes(fake: tuple[FakeGemini, str]) -> None:
+    up, url = fake
+    up.handler = lambda rec: Reply(text="ok")
+    async with run_proxy(proxy_config(url)) as proxy:
+        client = genai_client(proxy.url)
+        resp = await client.aio.models.generate_content(model="gemini-2.5-pro-nothinking", contents="hi")
+        assert resp.text == "ok"
+        assert up.last.path == "/v1beta/models/gemini-2.5-pro:generateContent"
+        thinking = up.last.json["generationConfig"]["thinkingConfig"]
+        assert thinking == {"thinkingBudget": 128, "includeThoughts": False}
+        chat = openai.AsyncOpenAI(base_url=proxy.v1, api_key=CLIENT_KEY, max_retries=0)
+        answer = await chat.chat.completions.create(
+            model="gemini-2.5-flash-thinking-2048", messages=[{"role": "user", "content": "hello"}]
+        )
+        assert answer.choices[0].message.content == "ok"
+        assert up.last.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+        assert up.last.json["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 2048
+        with pytest.raises(openai.BadRequestError, match=r"unknown provider for model gemini-2\.5-pro-fast"):
+            await chat.chat.completions.create(
+                model="gemini-2.5-pro-fast", messages=[{"role": "user", "content": "hello"}]
+            )
     assert up.validation_errors == []

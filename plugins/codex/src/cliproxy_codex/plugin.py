@@ -9,10 +9,10 @@ from cliproxy.config import Settings
 from cliproxy.credentials import Credential, api_key_credentials
 from cliproxy.protocols import Executor, ExecutorServices
 from cliproxy.provider_config import ProviderKey
-from cliproxy.registries import ConfigRegistrar, ExecutorRegistrar, ModelRegistrar
+from cliproxy.registries import ConfigRegistrar, ExecutorRegistrar, ModelRegistrar, ModelRuleRegistrar
 
 from .executor import DEFAULT_BASE_URL, CodexExecutor
-from .models import CATALOG, PROVIDER
+from .models import CATALOG, PROVIDER, model_rule
 
 EXECUTOR = "codex"
 CONFIG_KEY: Final = "codex-api-key"
@@ -27,6 +27,11 @@ def register_config(register: ConfigRegistrar) -> None:
 def register_models(register: ModelRegistrar, settings: Settings) -> None:
     for info in CATALOG:
         register(PROVIDER, info)
+
+
+@hookimpl
+def register_model_rules(register: ModelRuleRegistrar, settings: Settings) -> None:
+    register(PROVIDER, model_rule)
 
 
 @hookimpl

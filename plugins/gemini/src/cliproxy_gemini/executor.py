@@ -14,10 +14,10 @@ import msgspec
 
 from cliproxy.credentials import Credential
 from cliproxy.protocols import UpstreamCall
-from cliproxy.thinking import normalize_budget, split_thinking_suffix
+from cliproxy.thinking import normalize_budget
 from cliproxy.upstream import HttpExecutor
 
-from .models import by_id
+from .models import by_id, model_rule
 
 __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiExecutor", "split_model"]
 
@@ -33,11 +33,16 @@ _encode = msgspec.json.encode
 
 
 def split_model(model: str) -> tuple[str, int | None, bool | None]:
-    """``(base model, budget override, include_thoughts override)`` from a thinking-suffixed model name."""
+    """``(base model, budget override, include_thoughts override)`` from a thinking-suffixed model name.
+
+    Requests for suffixed names are resolved before they reach the executor; a suffix still here came from a
+    configured alias whose upstream name carries it (``models: [{name: gemini-2.5-pro-nothinking, ...}]``).
+    """
     name = model.removeprefix("models/")
-    base, cfg = split_thinking_suffix(name)
-    if cfg is None:
+    hit = model_rule(name)
+    if hit is None:
         return name, None, None
+    base, cfg = hit
     return base, cfg.budget, cfg.include_thoughts
 
 

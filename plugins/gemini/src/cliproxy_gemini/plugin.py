@@ -13,13 +13,14 @@ from cliproxy.registries import (
     ConfigRegistrar,
     ExecutorRegistrar,
     ModelRegistrar,
+    ModelRuleRegistrar,
     QuotaFallbackRegistrar,
 )
 
 from .executor import GeminiExecutor
 from .fallback import CONFIG_KEY as FALLBACK_KEY
 from .fallback import make_fallback
-from .models import CATALOG, PROVIDER
+from .models import CATALOG, PROVIDER, model_rule
 
 EXECUTOR = "gemini"
 CONFIG_KEY: Final = "gemini-api-key"
@@ -40,6 +41,11 @@ def register_config(register: ConfigRegistrar) -> None:
 def register_models(register: ModelRegistrar, settings: Settings) -> None:
     for info in CATALOG:
         register(PROVIDER, info)
+
+
+@hookimpl
+def register_model_rules(register: ModelRuleRegistrar, settings: Settings) -> None:
+    register(PROVIDER, model_rule)
 
 
 @hookimpl
