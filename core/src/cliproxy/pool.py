@@ -6,9 +6,9 @@ eligible id after it (in sorted order), so a credential that is skipped (cooling
 request) does not shift the others' turns: 1,000 concurrent picks over 5 keys give exactly 200 each.
 
 Cooldowns (per credential and model): 401/402/403 rest 30 min; 429 rests for the upstream's hint
-(``Retry-After``, Gemini ``retryDelay``, Codex ``resets_in_seconds`` ...) clamped to [1 s, 30 min], else an
-exponential backoff 1 s, 2 s, 4 s ... 30 min that grows with consecutive 429s; 408/5xx/network errors rest
-1 min. Any success clears the model's state, including the backoff level.
+(``Retry-After`` or the provider's own reset field, see ``HttpExecutor.retry_after_hint``) clamped to
+[1 s, 30 min], else an exponential backoff 1 s, 2 s, 4 s ... 30 min that grows with consecutive 429s;
+408/5xx/network errors rest 1 min. Any success clears the model's state, including the backoff level.
 """
 
 from __future__ import annotations

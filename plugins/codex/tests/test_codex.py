@@ -294,6 +294,15 @@ async def test_chatgpt_backend_failed_response_maps_status(http: HttpClients) ->
     assert info.value.message == "Rate limit reached"
 
 
+def test_retry_hint_reads_resets_in_seconds() -> None:
+    ex = CodexExecutor(HttpClients())
+    body = b'{"error":{"type":"usage_limit_reached","message":"Try again in 3s","resets_in_seconds":42}}'
+    assert ex.retry_after_hint(429, {}, body) == 42.0
+    assert ex.retry_after_hint(429, {"retry-after": "5"}, body) == 5.0
+    assert ex.retry_after_hint(429, {}, b'{"error":{"message":"Please try again in 20ms."}}') == 0.02
+    assert ex.retry_after_hint(400, {}, body) is None
+
+
 async def test_count_tokens(fake: tuple[FakeResponsesWithCount, str], http: HttpClients) -> None:
     up, url = fake
     ex = CodexExecutor(http)

@@ -301,6 +301,19 @@ async def test_errors_map_to_upstream_error(
     assert info.value.message == reply.error_message
 
 
+def test_retry_hint_reads_retry_delay() -> None:
+    ex = GeminiExecutor(HttpClients())
+    body = (
+        b'{"error":{"code":429,"message":"Quota exceeded. Please retry in 38.5s.","status":"RESOURCE_EXHAUSTED",'
+        b'"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"38s"}]}}'
+    )
+    assert ex.retry_after_hint(429, {}, body) == 38.0  # the structured field beats the prose
+    assert ex.retry_after_hint(429, {"retry-after": "5"}, body) == 5.0
+    assert ex.retry_after_hint(429, {}, b'{"error":{"details":[{"quotaResetDelay":"1500ms"}]}}') == 1.5
+    assert ex.retry_after_hint(429, {}, b'{"error":{"message":"Please retry in 7s."}}') == 7.0
+    assert ex.retry_after_hint(503, {}, body) is None
+
+
 async def test_invalid_key_is_reported(fake: tuple[FakeGemini, str], http: HttpClients) -> None:
     _, url = fake
     with pytest.raises(UpstreamError) as info:

@@ -7,6 +7,8 @@ suffix overrides the thinking budget, and ``thinkingConfig`` is removed for mode
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -15,7 +17,7 @@ import msgspec
 from cliproxy.credentials import Credential
 from cliproxy.protocols import UpstreamCall
 from cliproxy.thinking import normalize_budget
-from cliproxy.upstream import HttpExecutor
+from cliproxy.upstream import HINT_SCAN_BYTES, HttpExecutor, hint_seconds, retry_after_header, retry_hint_in_text
 
 from .models import by_id, model_rule
 
@@ -27,6 +29,9 @@ API_VERSION: Final = "v1beta"
 #: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. Sampling and safety
 #: settings are rejected or meaningless there (spec §4.0.7).
 _COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config")
+
+#: Google's 429 bodies say when to come back in ``RetryInfo.retryDelay`` (``"38s"``) or ``quotaResetDelay``.
+_RETRY_DELAY: Final = re.compile(rb'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([0-9.]+)(ms|s)"')
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -72,6 +77,16 @@ class GeminiExecutor(HttpExecutor):
         if call.stream:
             return f"{base}/{API_VERSION}/models/{model}:streamGenerateContent?alt=sse"
         return f"{base}/{API_VERSION}/models/{model}:generateContent"
+
+    def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
+        """``Retry-After`` if sent, else the ``retryDelay`` Google puts in the error details, else the message."""
+        if status != 429:
+            return None
+        hint = retry_after_header(headers)
+        if hint is None:
+            m = _RETRY_DELAY.search(body[:HINT_SCAN_BYTES])
+            hint = hint_seconds(m) if m else retry_hint_in_text(body)
+        return hint
 
     def headers(self, call: UpstreamCall, cred: Credential) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
