@@ -367,6 +367,25 @@ def test_hook_credentials_from_config(tmp_path: Path, make_container: MakeContai
     assert make_container(Plugin()).host().credentials_from_config(load_settings(None, {})) == []
 
 
+async def test_credential_dynamic_prefix_routes_any_model(make_container: MakeContainer) -> None:
+    """A credential that declares ``dynamic_prefix`` takes ``<prefix>://<model>`` for models nobody lists."""
+    executor = LocalExecutor()
+
+    class Router(LocalProvider):
+        @hookimpl
+        def credentials_from_config(self, settings: Settings) -> list[Credential]:
+            return [Credential(id="local:1", provider="local", executor="local", dynamic_prefix="hub")]
+
+    container = make_container(Router(executor=executor))
+    async with AsyncTestClient(create_app(container)) as client:
+        resp = await client.post("/v1/chat/completions", json=chat("hub://vendor/any-model:free", "x"))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["choices"][0]["message"]["content"] == "vendor/any-model:free:x"
+        resp = await client.post("/v1/chat/completions", json=chat("elsewhere://vendor/any-model", "x"))
+        assert resp.status_code == 400 and "unknown provider" in resp.text
+    assert [c.model for c in executor.calls] == ["vendor/any-model:free"]
+
+
 def test_hook_credential_from_file(tmp_path: Path, make_container: MakeContainer) -> None:
     auth = tmp_path / "auth"
     auth.mkdir()

@@ -77,6 +77,8 @@ def test_one_credential_per_key_with_stable_ids(tmp_path: Path) -> None:
         ("local", None, None),  # a key-less entry still yields one credential
     ]
     assert all(c.executor == "openai-compat" for c in cs)
+    # ``OpenRouter://<any model>`` reaches these credentials (the name as configured is the prefix).
+    assert [c.dynamic_prefix for c in cs] == ["OpenRouter", "OpenRouter", "legacy", "legacy", "local"]
     assert [c.id for c in cs] == [c.id for c in creds(tmp_path)]  # same config, same ids
     assert len({c.id for c in cs}) == len(cs)
     assert cs[0].upstream_model("KIMI-K2") == "moonshotai/kimi-k2:free"

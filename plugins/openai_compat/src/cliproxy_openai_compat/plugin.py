@@ -51,7 +51,9 @@ def entry_credentials(entry: OpenAICompat) -> list[Credential]:
                 proxy_url=proxy,
                 headers=dict(entry.headers),
                 models=models,
-                attributes={"compat_name": entry.name, "owned_by": entry.name, "model_type": "openai-compatibility"},
+                attributes={"owned_by": entry.name, "model_type": "openai-compatibility"},
+                # ``<name>://<any model>``: a router like OpenRouter serves far more models than anyone lists.
+                dynamic_prefix=entry.name,
             )
         )
     return out
