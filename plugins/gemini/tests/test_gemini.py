@@ -23,7 +23,6 @@ from cliproxy.testing import FakeGemini, Reply, serve_on_loopback
 from cliproxy.testing.proxy import run_proxy
 from cliproxy_gemini import plugin
 from cliproxy_gemini.executor import GeminiExecutor, split_model
-from cliproxy_gemini.fallback import CONFIG_KEY, REFERENCE_TABLE, make_fallback
 from cliproxy_gemini.models import CATALOG, by_id, model_rule
 
 KEY = "AIzaSy-test-key-0001"
@@ -105,9 +104,10 @@ def test_plugin_is_discovered_and_registers_catalog_and_executor(tmp_path: Path)
     ):
         assert expected in ids
     assert "gemini" in host.executors(settings)
-    assert CONFIG_KEY in host.config_sections()
-    # No table configured: no fallback registered.
-    assert "gemini-cli" not in host.quota_fallbacks(settings)
+    assert host.config_sections().by_owner("gemini") == ["gemini-api-key", "generative-language-api-key"]
+    assert host.model_rules(settings).by_owner("gemini") == ["gemini"]
+    # API keys have no quota fallbacks (the preview-model switch is Gemini CLI's, in its own plugin).
+    assert host.quota_fallbacks(settings).by_owner("gemini") == []
 
 
 def test_catalog_metadata() -> None:
@@ -156,21 +156,6 @@ def test_split_model() -> None:
 )
 def test_model_rule(model: str, expected: tuple[str, ReasoningConfig] | None) -> None:
     assert model_rule(model) == expected
-
-
-def test_quota_fallback_table(tmp_path: Path) -> None:
-    fallback = make_fallback(REFERENCE_TABLE)
-    c = cred("")
-    assert fallback(c, "gemini-2.5-pro", 0) == "gemini-2.5-pro-preview-05-06"
-    assert fallback(c, "gemini-2.5-pro-preview-05-06", 1) == "gemini-2.5-pro-preview-06-05"
-    assert fallback(c, "gemini-2.5-pro-preview-06-05", 2) is None
-    assert fallback(c, "gemini-2.5-flash-lite", 0) == "gemini-2.5-flash-lite-preview-06-17"
-    assert fallback(c, "gemini-3-pro-preview", 0) is None
-    settings = settings_from(tmp_path, f"{CONFIG_KEY}:\n  gemini-2.5-pro: [gemini-2.5-pro-preview-06-05]\n")
-    host = PluginHost(make_plugin_manager(entry_points=False, extra=[plugin]))
-    registered = host.quota_fallbacks(settings)
-    assert registered["gemini-cli"](c, "gemini-2.5-pro", 0) == "gemini-2.5-pro-preview-06-05"
-    assert "gemini" not in registered
 
 
 # ------------------------------------------------------------------------------------------------ executor

@@ -1,8 +1,12 @@
-"""Hook implementations of the gemini plugin: catalog, executor, API-key credentials, quota fallbacks."""
+"""Hook implementations of the gemini plugin: config sections, catalog, model rule, executor, credentials.
+
+The Gemini API keys have no quota fallbacks: the preview-model switch on a 429 belongs to Gemini CLI
+(Cloud Code Assist) subscriptions, whose own plugin registers it for its own provider.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from cliproxy import hookimpl
 from cliproxy.config import Settings
@@ -14,27 +18,21 @@ from cliproxy.registries import (
     ExecutorRegistrar,
     ModelRegistrar,
     ModelRuleRegistrar,
-    QuotaFallbackRegistrar,
 )
 
 from .executor import GeminiExecutor
-from .fallback import CONFIG_KEY as FALLBACK_KEY
-from .fallback import make_fallback
 from .models import CATALOG, PROVIDER, model_rule
 
 EXECUTOR = "gemini"
 CONFIG_KEY: Final = "gemini-api-key"
 #: CLIProxyAPI's older plain list of keys, merged into ``gemini-api-key``.
 LEGACY_KEY: Final = "generative-language-api-key"
-#: Provider key of Gemini CLI (Cloud Code Assist) OAuth credentials, whose 429s the preview table serves.
-GEMINI_CLI = "gemini-cli"
 
 
 @hookimpl
 def register_config(register: ConfigRegistrar) -> None:
     register(CONFIG_KEY, list[ProviderKey], default=[])
     register(LEGACY_KEY, list[str], default=[])
-    register(FALLBACK_KEY, dict[str, list[str]], default={})
 
 
 @hookimpl
@@ -54,14 +52,6 @@ def register_executors(register: ExecutorRegistrar, settings: Settings) -> None:
         return GeminiExecutor(services.http)
 
     register(EXECUTOR, factory)
-
-
-@hookimpl
-def register_quota_fallbacks(register: QuotaFallbackRegistrar, settings: Settings) -> None:
-    """Gemini CLI preview fallbacks (spec §2.4); the API-key provider never had them."""
-    table: Any = settings.section(FALLBACK_KEY)
-    if table:
-        register(GEMINI_CLI, make_fallback(table))
 
 
 @hookimpl
