@@ -1,8 +1,10 @@
 """Executor for the Gemini API (Generative Language) with API keys.
 
 ``POST <base>/v1beta/models/<model>:generateContent`` / ``:streamGenerateContent?alt=sse`` / ``:countTokens``.
-Body post-processing follows spec §2.5: ``session_id`` is dropped, a ``-thinking-N`` / ``-nothinking`` model
-suffix overrides the thinking budget, and ``thinkingConfig`` is removed for models without thinking support.
+Body post-processing, after translation: ``session_id`` (Gemini CLI bookkeeping the API rejects) is dropped, a
+``-thinking-N`` / ``-nothinking`` suffix left on the upstream model name by an alias overrides the thinking budget
+(fitted to the model's range), and ``thinkingConfig`` is removed for models without thinking support, which
+reject it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiExecutor", "split_model"]
 DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
 
-#: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. Sampling and safety
-#: settings are rejected or meaningless there (spec §4.0.7).
+#: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. The countTokens endpoint
+#: rejects fields it doesn't know (safety settings, sampling), and they cost no tokens anyway.
 _COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config")
 
 #: Google's 429 bodies say when to come back in ``RetryInfo.retryDelay`` (``"38s"``) or ``quotaResetDelay``.
