@@ -257,6 +257,13 @@ def test_plugin_section_check_reports_located_problems(tmp_path: Path) -> None:
     spied = {"upstreams": ConfigSection("upstreams", list[Upstream], [], spy)}
     assert load_settings(write(tmp_path, "port: 1\n"), spied).section("upstreams") == [] and calls == []
 
+    def broken(value: Any, issues: ConfigIssues) -> Any:
+        raise KeyError("oops")
+
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, "upstreams: []\n"), {"upstreams": ConfigSection("upstreams", list, [], broken)})
+    assert str(exc.value) == "config.yaml:1: upstreams: checking failed: KeyError: 'oops'"
+
 
 def test_legacy_auth_providers_feed_api_keys(tmp_path: Path) -> None:
     text = "auth:\n  providers:\n    - name: x\n      type: config-api-key\n      api-keys: [a, b]\n"

@@ -184,7 +184,13 @@ def parse_settings(text: str, name: str | None, sections: Mapping[str, ConfigSec
             converted = _convert(value, sec.type, root, label, [k])
             _warn_nested(value, sec.type, root, label, [k], warnings)
             if sec.check is not None:
-                converted = sec.check(converted, _Issues(root, label, k, warnings))
+                try:
+                    converted = sec.check(converted, _Issues(root, label, k, warnings))
+                except ConfigError:
+                    raise
+                except Exception as exc:  # a plugin bug: one clear line, not a traceback at startup
+                    line = _line_of(root, [k])
+                    raise ConfigError(f"{label}:{line}: {k}: checking failed: {type(exc).__name__}: {exc}") from None
             extra[k] = converted
         elif k in _REFERENCE_FIELDS:
             if value is not None:
