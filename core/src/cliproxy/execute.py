@@ -54,7 +54,6 @@ from .pool import CredentialPool
 from .protocols import Executor, UpstreamCall
 from .registries import QuotaFallback
 from .sse import DONE, SSEEvent, frame
-from .thinking import split_thinking_suffix
 from .tokens import count_body, estimate_request, upstream_count
 
 __all__ = ["Answer", "ExecutionService", "RequestContext", "RetryPolicy", "StreamAnswer"]
@@ -173,12 +172,12 @@ class ExecutionService:
         if not providers:
             dynamic = self._dynamic_provider(model)
             if dynamic is not None:
-                # ``openrouter://moonshotai/kimi-k2:free``: any model of a configured compat provider, verbatim.
+                # ``<prefix>://<vendor>/<model>``: any model of a provider that takes them all, sent verbatim.
                 providers, model, serves = [dynamic[0]], dynamic[1], None
             else:
-                # ``gemini-2.5-pro-thinking-4096`` / ``gpt-5-high``: the base model with that thinking setting.
-                base, override = split_thinking_suffix(model)
-                providers = self.registry.providers_for(base) if override is not None else []
+                # ``<model>-thinking-4096``, ``<model>-high``: a provider's model rule (the base model plus that
+                # thinking setting).
+                base, override, providers = self.registry.resolve_rule(model)
                 if not providers:
                     raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
                 model = base
@@ -233,14 +232,12 @@ class ExecutionService:
         raise self._final(err, model, providers)
 
     def _dynamic_provider(self, model: str) -> tuple[str, str] | None:
-        """``<compat name>://<upstream model>`` when ``<compat name>`` is a configured compat provider."""
+        """``<prefix>://<upstream model>`` when a credential declared that ``dynamic_prefix``."""
         name, sep, rest = model.partition("://")
         if not sep or not rest or not name:
             return None
-        for cred in self.pool.credentials():
-            if cred.executor == "openai-compat" and cred.attributes.get("compat_name") == name:
-                return cred.provider, rest
-        return None
+        provider = self.pool.dynamic_provider(name)
+        return (provider, rest) if provider is not None else None
 
     def _should_fail_over(self, exc: UpstreamError, policy: RetryPolicy | None = None) -> bool:
         """Move on to the next credential? Client errors, and 429 without switch-project, are answered."""

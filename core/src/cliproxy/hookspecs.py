@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ExecutorRegistrar,
         FormatRegistrar,
         ModelRegistrar,
+        ModelRuleRegistrar,
         QuotaFallbackRegistrar,
         RouteRegistrar,
     )
@@ -60,6 +61,16 @@ def register_models(register: ModelRegistrar, settings: Settings) -> None:
 
     Runs at startup and after every config reload. Credentials that list their own models (aliases in
     config) override the catalog for themselves.
+    """
+
+
+@hookspec
+def register_model_rules(register: ModelRuleRegistrar, settings: Settings) -> None:
+    """Register how a provider reads model names it has no catalog entry for: ``register(provider, rule)``.
+
+    ``rule(model) -> (base model, ReasoningConfig) | None`` turns a name such as ``<model>-thinking-4096`` into a
+    model the provider serves plus the thinking setting the name asks for (it wins over the request body's).
+    Runs at startup and after every config reload; the rule itself runs on requests for unknown model names.
     """
 
 

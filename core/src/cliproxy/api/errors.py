@@ -57,7 +57,7 @@ _GEMINI_STATUS: dict[ErrorKind, str] = {
 
 
 def family(dialect: str) -> str:
-    if dialect.startswith("openai") or dialect == "codex":
+    if dialect.startswith("openai"):
         return "openai"
     if dialect.startswith("gemini"):
         return "gemini"
