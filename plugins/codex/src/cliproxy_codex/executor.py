@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from cliproxy.api.errors import upstream_message
 from cliproxy.credentials import Credential
-from cliproxy.errors import ProxyError, UpstreamError
+from cliproxy.errors import ProxyError, UpstreamError, upstream_message
 from cliproxy.protocols import UpstreamCall, UpstreamResponse
 from cliproxy.sse import SSEEvent
 from cliproxy.upstream import HttpExecutor, retry_after_hint

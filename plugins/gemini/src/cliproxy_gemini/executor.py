@@ -13,6 +13,7 @@ from urllib.parse import quote
 import msgspec
 
 from cliproxy.credentials import Credential
+from cliproxy.formats.gemini import shape_count_tokens_request
 from cliproxy.protocols import UpstreamCall
 from cliproxy.thinking import normalize_budget, split_thinking_suffix
 from cliproxy.upstream import HttpExecutor
@@ -23,10 +24,6 @@ __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiExecutor", "split_model"]
 
 DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
-
-#: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. Sampling and safety
-#: settings are rejected or meaningless there (spec §4.0.7).
-_COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config")
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -93,7 +90,7 @@ class GeminiExecutor(HttpExecutor):
         data.pop("session_id", None)
         data.pop("sessionId", None)
         if call.action == "count_tokens":
-            changed = _count_tokens_shape(data, model) or changed
+            changed = shape_count_tokens_request(data, model) or changed
             return _encode(data) if changed else call.body
         info = by_id(model)
         if info is not None and info.thinking is None:
@@ -141,23 +138,3 @@ def _override_thinking(data: dict[str, Any], budget: int, include: bool | None) 
     if include is not None:
         tc.pop("include_thoughts", None)
         tc["includeThoughts"] = include
-
-
-def _count_tokens_shape(data: dict[str, Any], model: str) -> bool:
-    """Turn a generate body into ``{"generateContentRequest": {...}}``; bodies already shaped stay as sent."""
-    wrapped = _pick(data, "generateContentRequest", "generate_content_request")
-    if wrapped is not None:
-        inner = data[wrapped]
-        if isinstance(inner, dict) and not inner.get("model"):
-            inner["model"] = f"models/{model}"
-            return True
-        return False
-    if set(data) <= {"contents"}:
-        return False
-    inner = {"model": f"models/{model}"}
-    for key in _COUNT_KEEP:
-        if key in data:
-            inner[key] = data[key]
-    data.clear()
-    data["generateContentRequest"] = inner
-    return True
