@@ -3,8 +3,7 @@
 Two upstreams share it. With an API key the base defaults to ``https://api.openai.com/v1`` and bodies go out as
 the client (or codec) wrote them, apart from effort-suffixed models. The ChatGPT Codex backend
 (``.../backend-api/codex``, OAuth logins) only streams, refuses stored responses and ``previous_response_id``,
-and requires ``instructions``: those quirks (spec §1.4, §2.5, §4.0.9) apply only when the base URL is that
-backend.
+and requires ``instructions``: those quirks apply only when the base URL is that backend.
 """
 
 from __future__ import annotations
@@ -106,7 +105,7 @@ class CodexExecutor(HttpExecutor):
     def instructions(self, data: dict[str, Any], call: UpstreamCall, cred: Credential) -> bool:
         """Make sure the ChatGPT backend gets ``instructions``; returns whether the body changed.
 
-        Hook point for the OAuth issue, which swaps in the official Codex prompt (spec §4.0.9); here a missing
+        Hook point for the OAuth issue, which swaps in the official Codex prompt (the backend checks it); here a missing
         value just becomes an empty string, which the backend's schema requires.
         """
         if isinstance(data.get("instructions"), str):

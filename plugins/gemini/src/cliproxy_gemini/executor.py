@@ -1,8 +1,9 @@
 """Executor for the Gemini API (Generative Language) with API keys.
 
 ``POST <base>/v1beta/models/<model>:generateContent`` / ``:streamGenerateContent?alt=sse`` / ``:countTokens``.
-Body post-processing follows spec §2.5: ``session_id`` is dropped, a ``-thinking-N`` / ``-nothinking`` model
-suffix overrides the thinking budget, and ``thinkingConfig`` is removed for models without thinking support.
+Bodies are post-processed before they go out: ``session_id`` (Gemini CLI bookkeeping) is dropped, a
+``-thinking-N`` / ``-nothinking`` model suffix overrides the thinking budget, ``thinkingConfig`` is removed for
+models without thinking support, and count requests are reshaped by the Gemini codec for ``:countTokens``.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def _usage_out(u: ir.Usage | None) -> _OutUsage:
 
 
 def _args_raw(arguments: str) -> msgspec.Raw:
-    """Tool ``input`` must be a JSON object; invalid or empty argument text becomes ``{}`` (spec §4.E.1)."""
+    """Tool ``input`` must be a JSON object; invalid or empty argument text becomes ``{}`` rather than a 400."""
     text = arguments.strip()
     if not text.startswith("{"):
         return _EMPTY_OBJECT

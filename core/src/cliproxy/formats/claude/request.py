@@ -39,7 +39,7 @@ from .wire import (
 __all__ = ["decode_request", "encode_request"]
 
 
-#: Anthropic's minimum thinking budget, and what a dynamic ("auto") budget becomes (spec §4.0.3).
+#: Anthropic's minimum thinking budget, and what a dynamic ("auto") budget becomes (Claude needs a number).
 _MIN_BUDGET: Final = 1024
 _AUTO_BUDGET: Final = 8192
 _DEFAULT_MAX_TOKENS: Final = 32000
@@ -48,7 +48,7 @@ _BAD_ID_CHARS: Final = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def _default_max_tokens(model: str) -> int:
-    """Older models reject 32000 outright; newer ones all accept it (spec §4.E skeleton)."""
+    """``max_tokens`` is required: 32000 when the client gave none, less for older models that reject it."""
     m = model.lower()
     if m.startswith("claude-3-5") or m.startswith("claude-3.5"):
         return 8192
@@ -362,7 +362,7 @@ def _encode_turns(req: ir.Request) -> list[tuple[str, list[_Block], list[_Block]
             role = "system"  # a Claude client used mid-conversation system turns: give them back as sent
             blocks = [_text_block(p) for p in m.parts if isinstance(p, ir.TextPart) and p.text.strip()]
         else:
-            role = "user"  # user, tool and (folded, spec §4.E.1) system turns
+            role = "user"  # user, tool and (folded: Claude only has a top-level system prompt) system turns
             for p in m.parts:
                 if isinstance(p, ir.ToolResultPart):
                     results.append(_result_block(p))

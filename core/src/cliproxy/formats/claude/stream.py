@@ -39,8 +39,9 @@ class ClaudeStreamDecoder:
     """Messages SSE events → IR events.
 
     Tool-use blocks are re-indexed 0, 1, ... among tool calls (the Claude block index also counts text and
-    thinking blocks; OpenAI clients reject the gaps, spec §7.23). ``UsageEvent`` + ``Finish`` are emitted at
-    ``message_delta`` with the ``message_start`` input tokens merged in (spec §4.0.6); server-tool blocks are
+    thinking blocks; OpenAI clients reject the gaps). ``UsageEvent`` + ``Finish`` are emitted at
+    ``message_delta`` with the ``message_start`` input tokens merged in (Claude reports input tokens at the
+    start and output tokens at the end); server-tool blocks are
     skipped because no other dialect can replay them.
     """
 
@@ -163,7 +164,8 @@ class ClaudeStreamDecoder:
 
 
 class ClaudeStreamEncoder:
-    """IR events → Messages SSE in the exact order of spec §6.3.
+    """IR events → Messages SSE in Anthropic's exact order: ``message_start``, then per block
+    ``content_block_start`` → deltas → ``content_block_stop``, then ``message_delta`` and ``message_stop``.
 
     Block indexes are allocated here, contiguously from 0, and at most one block is open: a change of block
     kind (or a new tool call) closes the open block first, whether or not the decoder sent ``BlockStop``.

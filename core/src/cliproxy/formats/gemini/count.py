@@ -29,7 +29,7 @@ _COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "to
 
 
 def count_tokens_request_dict(req: ir.Request) -> dict[str, Any]:
-    """``countTokens`` body (spec §5.1 recommended): only accepted fields; system and tools count."""
+    """``countTokens`` body built from the IR: only fields the endpoint accepts, wrapped so system and tools count."""
     inner: dict[str, Any] = {"model": f"models/{req.model}"}
     system_extra: list[Part] = []
     inner["contents"] = _encode_contents(req, system_extra)
@@ -43,7 +43,7 @@ def count_tokens_request_dict(req: ir.Request) -> dict[str, Any]:
 
 
 def encode_count_tokens_response(total: int) -> bytes:
-    """Client-facing count shape for Gemini and Gemini-CLI clients (§3.3: the CLI one is not wrapped)."""
+    """Client-facing count shape for Gemini and Gemini-CLI clients (the CLI one is not wrapped in ``response``)."""
     return _encode({"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
 
 

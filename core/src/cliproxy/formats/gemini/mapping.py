@@ -28,7 +28,8 @@ _INVALID_CHARS: Final = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
 def sanitize_function_name(name: str) -> str:
-    """Deterministically map a tool name onto Gemini's allowed pattern (spec §4.0.7 item 3).
+    """Deterministically map a tool name onto Gemini's allowed pattern (a letter or ``_`` first, then at most
+    63 letters, digits, ``_ . : -``).
 
     Deterministic, so a response can be mapped back with :func:`restore_function_name` from the request's
     tools alone.
@@ -101,7 +102,7 @@ _TO_NATIVE: Final[dict[str, str]] = {
 
 
 def _finish_reason(native: str | None, saw_tool_call: bool) -> ir.FinishReason:
-    """Spec §4.0.5 (recommended): a function call anywhere in the answer wins over ``STOP``."""
+    """A function call anywhere in the answer wins over ``STOP`` (Gemini reports ``STOP`` after calls too)."""
     if saw_tool_call:
         return "tool_calls"
     if native is None or native in ("STOP", "FINISH_REASON_UNSPECIFIED"):
@@ -116,7 +117,7 @@ def _finish_reason(native: str | None, saw_tool_call: bool) -> ir.FinishReason:
 
 
 def _usage_to_ir(u: UsageMetadata) -> ir.Usage:
-    """``candidatesTokenCount`` excludes thoughts; IR ``output_tokens`` includes reasoning (spec §4.0.6)."""
+    """``candidatesTokenCount`` excludes thoughts; IR ``output_tokens`` includes reasoning (as OpenAI counts)."""
     thoughts = u.thoughts_token_count or 0
     return ir.Usage(
         input_tokens=(u.prompt_token_count or 0) + (u.tool_use_prompt_token_count or 0),
@@ -166,7 +167,7 @@ def _args_object(text: str) -> dict[str, Any]:
 
 
 def _parse_data_url(url: str) -> tuple[str, str] | None:
-    """``data:<mime>;base64,<data>`` → (mime, data); spec §4.0.2."""
+    """``data:<mime>;base64,<data>`` → (mime, data); other URLs (and non-base64 data URLs) → ``None``."""
     if not url.startswith("data:"):
         return None
     head, sep, data = url[5:].partition(",")

@@ -108,7 +108,7 @@ def _decode_contents(contents: list[Content]) -> list[ir.Message]:
         if role in ("function", "tool"):
             role = "user"
         elif role not in ("user", "model"):
-            # Spec §4.0.1: repair missing/invalid roles by alternation.
+            # Missing or unknown roles are repaired by alternation: the turn after a user turn is the model's.
             role = "model" if prev_role == "user" else "user"
         prev_role = role
         if role == "model":
@@ -185,8 +185,8 @@ _RESULT_KEYS: Final = ("result", "output", "content")
 def _decode_function_response(
     fr: FunctionResponse, pending: list[tuple[str, str]], ci: int, pi: int
 ) -> ir.ToolResultPart:
-    # An explicit id that names a call wins; otherwise per-name FIFO (spec §4.0.8 recommended), then plain
-    # FIFO. Gemini CLI invents its own response ids for calls that had none, so an unknown id still matches by
+    # An explicit id that names a call wins; otherwise the oldest open call of that name, then the oldest
+    # open call. Gemini CLI invents its own response ids for calls that had none, so an unknown id still matches by
     # name, and the client's id is kept in ext for the way back.
     match = next((i for i, (_, cid) in enumerate(pending) if fr.id and cid == fr.id), None)
     if match is None:
@@ -322,7 +322,8 @@ def _media_part(part: ir.ImagePart) -> Part | None:
 
 
 def _result_payload(part: ir.ToolResultPart) -> tuple[dict[str, Any], list[Part]]:
-    """``{"result": ...}``: JSON stays structured, text stays a string, images become extra parts (§7.20)."""
+    """``{"result": ...}``: JSON stays structured, text stays a string, images become extra parts (a function
+    response holds JSON only)."""
     media: list[Part] = []
     texts: list[str] = []
     for item in part.content:
@@ -371,9 +372,9 @@ def _encode_contents(req: ir.Request, system_extra: list[Part]) -> list[Content]
                 if sig:
                     signed_call = True
                 elif not signed_call:
-                    # Gemini 3 rejects replayed calls without a signature; only the
-                    # first parallel call carries
-                    # one, so calls after a genuinely signed one stay bare (spec §4.0.4, §7.14).
+                    # Gemini 3 rejects replayed calls without a signature, but of parallel calls only the
+                    # first carries one: calls after a genuinely signed one stay bare, the others get the
+                    # sentinel.
                     sig = SKIP_THOUGHT_SIGNATURE
                 parts.append(
                     Part(
@@ -423,8 +424,9 @@ def _has_response(parts: list[Part]) -> bool:
 
 
 def _mergeable(a: list[Part], b: list[Part]) -> bool:
-    """Same-role turns merge so parallel calls/results form one turn each (spec §7.16), but function responses
-    are never mixed with ordinary user text: Gemini counts the response turn against the call turn."""
+    """Same-role turns merge so parallel calls/results form one turn each (Gemini pairs them turn by turn),
+    but function responses are never mixed with ordinary user text: Gemini counts the response turn against
+    the call turn."""
     return _has_response(a) == _has_response(b)
 
 

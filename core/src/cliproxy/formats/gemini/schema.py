@@ -93,7 +93,7 @@ _JSON_TYPES: Final = frozenset({"string", "number", "integer", "boolean", "objec
 
 
 def clean_schema_for_gemini(schema: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite a JSON schema into the subset Gemini function declarations accept (spec §4.0.7 item 2).
+    """Rewrite a JSON schema into the subset Gemini function declarations accept.
 
     Gemini rejects ``$ref``/``$defs``, ``additionalProperties``, ``const``, type arrays, non-string enums and
     most validation keywords, so: local ``$ref`` are inlined (cycles and unresolvable refs become a

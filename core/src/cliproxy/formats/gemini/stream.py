@@ -46,8 +46,9 @@ __all__ = ["GeminiRelayCheck", "GeminiStreamDecoder", "GeminiStreamEncoder"]
 class GeminiStreamDecoder:
     """Each SSE ``data:`` is a complete GenerateContentResponse; function calls arrive whole.
 
-    Usage and the finish reason are held back until the terminal chunk (Gemini repeats ``usageMetadata`` on
-    every chunk, §7.3) and a function call seen in any chunk makes the finish ``tool_calls`` (§7.2).
+    Usage and the finish reason are held back until the terminal chunk (Gemini repeats a growing
+    ``usageMetadata`` on every chunk, so only the last one is the total), and a function call seen in any chunk
+    makes the finish ``tool_calls`` (Gemini itself says ``STOP`` after function calls).
     """
 
     __slots__ = ("_done", "_finish", "_id", "_names", "_started", "_tools", "_unwrap", "_usage")
@@ -81,7 +82,7 @@ class GeminiStreamDecoder:
             else:
                 chunk = _response_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            return []  # keep-alives and non-JSON noise (spec §3.2)
+            return []  # keep-alives and non-JSON noise between chunks
         if chunk.error is not None:
             return self._error(chunk.error)
         return self._chunk(chunk)
@@ -136,8 +137,8 @@ class GeminiStreamDecoder:
             else:
                 out.append(ir.TextDelta(text=part.text))
         elif sig:
-            # Signature-only parts carry no content (§7.13); the signature still reaches Gemini-
-            # family clients.
+            # Signature-only parts carry no content (other dialects would show an empty block); the
+            # signature still reaches Gemini-family clients.
             out.append(ir.ReasoningDelta(text="", signature=sig, origin=_DIALECT))
 
     def _terminal(self) -> list[ir.Event]:
@@ -155,7 +156,7 @@ class GeminiStreamDecoder:
 
 
 class GeminiStreamEncoder:
-    """IR events → ``data: {GenerateContentResponse}`` frames (spec §6.4), ``{"response": ...}`` for the CLI.
+    """IR events → ``data: {GenerateContentResponse}`` frames, ``{"response": ...}`` for the CLI.
 
     Text and thoughts are flushed immediately; a function call is held until its arguments are complete
     because Gemini clients expect whole ``functionCall.args`` objects. The last chunk carries ``finishReason``

@@ -10,7 +10,8 @@ NAME: Final = "gemini"
 _DIALECT: Final = NAME
 
 
-#: Sentinel Gemini 3 accepts in place of a real ``thoughtSignature`` on replayed function calls (spec §4.0.4).
+#: Sentinel Gemini 3 accepts in place of a real ``thoughtSignature`` on replayed function calls (history from
+#: other dialects has no signatures, and Gemini 3 rejects unsigned calls).
 SKIP_THOUGHT_SIGNATURE: Final = "skip_thought_signature_validator"
 
 DEFAULT_SAFETY_SETTINGS: Final[list[dict[str, str]]] = [

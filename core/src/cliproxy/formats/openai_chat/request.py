@@ -217,7 +217,7 @@ def decode_request(body: bytes) -> ir.Request:
     tools: list[ir.Tool] = []
     for i, t in enumerate(r.tools or ()):
         if t.type is not UNSET and t.type != "function":
-            continue  # built-in tools have no cross-dialect meaning (spec §4.G.4)
+            continue  # built-in tools (web search, file search ...) have no cross-dialect meaning
         if t.function is None:
             raise CodecError(f"tools[{i}].function is required")
         f = t.function
@@ -383,7 +383,7 @@ def encode_request(req: ir.Request) -> bytes:
             tool_choice = req.tool_choice.mode
     effort = resolve_effort(req.reasoning)
     if effort is not None and effort not in _EFFORT_OUT:
-        # Compatible upstreams do not know "minimal" (spec §4.0.3: minimal → low, unknown → auto).
+        # Compatible upstreams do not know "minimal" (it becomes low) or other unknown levels (auto).
         effort = "low" if effort == "minimal" else "auto"
     response_format: _ResponseFormat | None = None
     rf = req.response_format

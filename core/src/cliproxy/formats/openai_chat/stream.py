@@ -41,8 +41,8 @@ class ChatStreamDecoder:
 
     Tool calls are re-indexed 0, 1, ... in order of first appearance; a call whose first fragment lacks the
     name is held back until the name arrives, and a missing id is synthesised as ``call_<respId>_0_<toolIdx>``
-    (spec §4.0.8). Comments, ``event:`` names, non-JSON payloads and anything after ``[DONE]`` are ignored
-    (spec §7.10).
+    (stable per response, so a retried translation names calls the same way). Comments, ``event:`` names,
+    non-JSON payloads and anything after ``[DONE]`` are ignored: compatible servers add all of them.
     """
 
     __slots__ = ("_done", "_finish", "_finished", "_id", "_started", "_tool_count", "_tools", "_usage")
@@ -168,7 +168,8 @@ def _args_piece(arguments: str | dict[str, Any] | None) -> str:
 
 
 class ChatStreamEncoder:
-    """IR events → ``data: {chat.completion.chunk}`` frames in the order of spec §6.1.
+    """IR events → ``data: {chat.completion.chunk}`` frames in OpenAI's order: a role chunk, content deltas, a
+    finish chunk (with usage), then ``data: [DONE]``.
 
     The chunk envelope (id, created, model) is identical for every chunk, so it is serialised once into a
     byte prefix and only the delta is encoded per event. Usage goes on the finish chunk, or — when the client

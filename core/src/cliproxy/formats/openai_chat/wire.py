@@ -85,7 +85,7 @@ class _NamedFunction(Struct):
 class _ToolChoiceObject(Struct, omit_defaults=True):
     type: str | UnsetType = UNSET
     function: _NamedFunction | None = None
-    #: Responses-API shape ``{"type":"function","name":...}``, accepted for robustness (spec §4.E.2).
+    #: Responses-API shape ``{"type":"function","name":...}``, which clients mixing the two APIs send.
     name: str | None = None
 
 

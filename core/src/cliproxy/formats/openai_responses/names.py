@@ -29,7 +29,7 @@ def _short(name: str) -> str:
 
 
 def shorten_tool_names(names: Iterable[str]) -> dict[str, str]:
-    """Original → upstream name for every name longer than Codex's 64-character limit (spec §4.0.9).
+    """Original → upstream name for every name longer than Codex's 64-character limit.
 
     ``mcp__server__tool`` keeps ``mcp__`` + the part after the last ``__``; collisions get ``_1``, ``_2`` …
     (``~`` suffixes are rejected by OpenAI, 1ba057112). Deterministic for a given tool list.

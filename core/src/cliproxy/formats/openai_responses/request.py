@@ -111,9 +111,9 @@ def _decode_input(items: list[InputItem], req: ir.Request) -> None:
             call_id = it.call_id or ""
             content = _output_text(it.output)
             if call_id not in names:
-                # Orphan output (state lived behind previous_response_id): a plain user
-                # message instead of a tool
-                # result no upstream could match (spec §7.4 item 29).
+                # Orphan output (its call lived behind previous_response_id, which other upstreams cannot
+                # resolve): a plain user message, because a tool result without its call is rejected by
+                # every upstream.
                 text = "\n".join(p.text for p in content if isinstance(p, ir.TextPart))
                 messages.append(
                     ir.Message(role="user", parts=[ir.TextPart(text=f"Output of tool call {call_id}:\n{text}")])
@@ -136,7 +136,7 @@ def _decode_input(items: list[InputItem], req: ir.Request) -> None:
 
 
 def _assistant(messages: list[ir.Message]) -> ir.Message:
-    """The assistant turn to append to: consecutive output items form one turn (parallel calls, §7.16)."""
+    """The assistant turn to append to: consecutive output items form one turn, so parallel calls stay together."""
     last = messages[-1] if messages else None
     if last is not None and last.role == "assistant":
         return last

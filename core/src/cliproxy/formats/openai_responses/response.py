@@ -116,7 +116,8 @@ def _item_base(resp_id: str) -> str:
 
 
 def _echo(req: ir.Request | None) -> dict[str, Any]:
-    """Request fields OpenAI repeats in every ``response`` object, from the client's request (§4.B.5)."""
+    """Request fields OpenAI repeats in every ``response`` object (``instructions``, ``tools``, ``reasoning`` ...),
+    taken from the client's request so SDKs that read them back find what they sent."""
     if req is None:
         return {}
     body = encode_request_dict(req)

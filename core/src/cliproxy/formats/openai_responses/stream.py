@@ -52,7 +52,7 @@ __all__ = ["ResponsesRelayCheck", "ResponsesStreamDecoder", "ResponsesStreamEnco
 
 
 class ResponsesStreamDecoder:
-    """Responses SSE → IR events; ignores non-standard events (``codex.rate_limits`` …, spec §7.1 item 12)."""
+    """Responses SSE → IR events; vendor events (``codex.rate_limits`` …) carry nothing translatable and are ignored."""
 
     __slots__ = ("_args_seen", "_names", "_started", "_tool_by_output", "_tools")
 
@@ -174,7 +174,8 @@ class ResponsesStreamDecoder:
 
 
 class ResponsesStreamEncoder:
-    """IR events → the Responses event stream of spec §6.2, one item open at a time.
+    """IR events → the Responses event stream (``response.created``, ``response.in_progress``, then per item
+    ``output_item.added`` → deltas → ``output_item.done``, then one terminal event), one item open at a time.
 
     Items are closed when the block kind changes, on ``BlockStop`` and before the terminal event; the final
     ``response.completed`` (``.incomplete`` for truncation, ``.failed`` for errors) carries every item and
@@ -487,7 +488,8 @@ class ResponsesStreamEncoder:
         return b""
 
     def close(self) -> bytes:
-        """A stream must end with exactly one terminal event (spec §7.1 item 4): finalise if nothing did."""
+        """A stream must end with exactly one terminal event (Codex CLI reports "stream disconnected" otherwise):
+        finalise if nothing did."""
         if self._done:
             return b""
         return self._ensure_started() + self._finish("stop")

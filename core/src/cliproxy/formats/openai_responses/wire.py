@@ -254,7 +254,8 @@ class _InEvent(msgspec.Struct):
 
 
 class _Wrapped(msgspec.Struct):
-    """Non-stream Codex bodies may be the ``response.completed`` event itself (spec §3.2)."""
+    """Non-stream Codex bodies may be the ``response.completed`` event itself (the backend only streams, so a
+    collected answer is its final event)."""
 
     type: str | None = None
     response: _InResponse | None = None
