@@ -50,7 +50,9 @@ def register_config(register: ConfigRegistrar) -> None:
 def register_formats(register: FormatRegistrar) -> None:
     """Register wire-format codecs (``register(codec)``) that map a dialect to and from the IR.
 
-    The built-in dialects (``openai``, ``openai-response``, ``claude``, ``gemini``, ``gemini-cli``) are
+    A codec subclasses ``cliproxy.formats.base.Codec``, which also gives it the dialect's error envelope,
+    stream-end check and token-count shapes (defaults to override where the dialect differs). The built-in
+    dialects (``openai``, ``openai-response``, ``claude``, ``gemini``, ``gemini-cli``) are
     registered by core through this same hook.
     """
 

@@ -14,9 +14,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
-from .api.errors import upstream_message
 from .credentials import Credential
-from .errors import UpstreamError
+from .errors import UpstreamError, upstream_message
 from .http import HttpClients
 from .protocols import UpstreamCall, UpstreamResponse
 from .sse import SSEEvent, SSEParser

@@ -19,9 +19,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from cliproxy.api.errors import upstream_message
 from cliproxy.credentials import Credential
-from cliproxy.errors import ProxyError, UpstreamError
+from cliproxy.errors import ProxyError, UpstreamError, upstream_message
 from cliproxy.protocols import UpstreamCall, UpstreamResponse
 from cliproxy.sse import SSEEvent
 from cliproxy.upstream import HINT_SCAN_BYTES, HttpExecutor, hint_seconds, retry_after_header, retry_hint_in_text

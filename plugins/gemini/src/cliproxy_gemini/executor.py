@@ -1,10 +1,9 @@
 """Executor for the Gemini API (Generative Language) with API keys.
 
 ``POST <base>/v1beta/models/<model>:generateContent`` / ``:streamGenerateContent?alt=sse`` / ``:countTokens``.
-Body post-processing, after translation: ``session_id`` (Gemini CLI bookkeeping the API rejects) is dropped, a
-``-thinking-N`` / ``-nothinking`` suffix left on the upstream model name by an alias overrides the thinking budget
-(fitted to the model's range), and ``thinkingConfig`` is removed for models without thinking support, which
-reject it.
+Bodies are post-processed before they go out: ``session_id`` (Gemini CLI bookkeeping) is dropped, a
+``-thinking-N`` / ``-nothinking`` model suffix overrides the thinking budget, ``thinkingConfig`` is removed for
+models without thinking support, and count requests are reshaped by the Gemini codec for ``:countTokens``.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from urllib.parse import quote
 import msgspec
 
 from cliproxy.credentials import Credential
+from cliproxy.formats.gemini import shape_count_tokens_request
 from cliproxy.protocols import UpstreamCall
 from cliproxy.thinking import normalize_budget
 from cliproxy.upstream import HINT_SCAN_BYTES, HttpExecutor, hint_seconds, retry_after_header, retry_hint_in_text
@@ -27,10 +27,6 @@ __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiExecutor", "split_model"]
 
 DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
-
-#: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. The countTokens endpoint
-#: rejects fields it doesn't know (safety settings, sampling), and they cost no tokens anyway.
-_COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config")
 
 #: Google's 429 bodies say when to come back in ``RetryInfo.retryDelay`` (``"38s"``) or ``quotaResetDelay``.
 _RETRY_DELAY: Final = re.compile(rb'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([0-9.]+)(ms|s)"')
@@ -115,7 +111,7 @@ class GeminiExecutor(HttpExecutor):
         data.pop("session_id", None)
         data.pop("sessionId", None)
         if call.action == "count_tokens":
-            changed = _count_tokens_shape(data, model) or changed
+            changed = shape_count_tokens_request(data, model) or changed
             return _encode(data) if changed else call.body
         info = by_id(model)
         if info is not None and info.thinking is None:
@@ -163,23 +159,3 @@ def _override_thinking(data: dict[str, Any], budget: int, include: bool | None) 
     if include is not None:
         tc.pop("include_thoughts", None)
         tc["includeThoughts"] = include
-
-
-def _count_tokens_shape(data: dict[str, Any], model: str) -> bool:
-    """Turn a generate body into ``{"generateContentRequest": {...}}``; bodies already shaped stay as sent."""
-    wrapped = _pick(data, "generateContentRequest", "generate_content_request")
-    if wrapped is not None:
-        inner = data[wrapped]
-        if isinstance(inner, dict) and not inner.get("model"):
-            inner["model"] = f"models/{model}"
-            return True
-        return False
-    if set(data) <= {"contents"}:
-        return False
-    inner = {"model": f"models/{model}"}
-    for key in _COUNT_KEEP:
-        if key in data:
-            inner[key] = data[key]
-    data.clear()
-    data["generateContentRequest"] = inner
-    return True
