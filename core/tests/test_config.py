@@ -10,8 +10,8 @@ import pytest
 from cliproxy.config import ConfigError, load_settings
 from cliproxy.registries import ConfigSection
 
-# CI checks the repository out with ../shared beside it.
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "CLIProxyAPI-README.md"
+#: The example config.yaml published in CLIProxyAPI's README, kept verbatim as test data.
+REFERENCE_EXAMPLE = Path(__file__).resolve().parent / "data" / "reference-example-config.yaml"
 
 REFERENCE_STYLE = """\
 port: 8317
@@ -89,10 +89,7 @@ def test_reference_style_config_loads_unchanged(tmp_path: Path) -> None:
 
 
 def test_example_from_reference_readme_loads(tmp_path: Path) -> None:
-    text = REFERENCE.read_text()
-    start = text.index("### Example Configuration File")
-    block = text[text.index("```yaml", start) + len("```yaml") : text.index("```", text.index("```yaml", start) + 7)]
-    s = load_settings(write(tmp_path, block))
+    s = load_settings(write(tmp_path, REFERENCE_EXAMPLE.read_text()))
     assert s.warnings == []
     assert s.openai_compatibility[0].models[0].alias == "kimi-k2"
 
