@@ -113,13 +113,18 @@ class RetryPolicy:
 class _Attempt:
     """Translation state shared by the attempts of one request (the IR is decoded at most once)."""
 
-    __slots__ = ("body", "client", "client_format", "ir_req", "model", "reasoning_override", "stream")
+    __slots__ = ("body", "client", "client_format", "client_model", "ir_req", "model", "reasoning_override", "stream")
 
-    def __init__(self, client_format: str, client: Codec | None, body: bytes, model: str, stream: bool) -> None:
+    def __init__(
+        self, client_format: str, client: Codec | None, body: bytes, model: str, stream: bool, client_model: str = ""
+    ) -> None:
         self.client_format = client_format
         self.client = client
         self.body = body
         self.model = model
+        #: The model exactly as the client named it (alias, thinking suffix, ``compat://`` prefix): answers
+        #: carry this name, whatever the upstream calls its model.
+        self.client_model = client_model or model
         self.stream = stream
         self.ir_req: ir.Request | None = None
         #: Thinking settings from a model-name suffix; they win over the body's.
@@ -167,6 +172,7 @@ class ExecutionService:
     ) -> Answer | StreamAnswer:
         if not model:
             raise ProxyError(400, "the request has no model", code="model_required")
+        requested = model
         providers = self.registry.providers_for(model)
         override: ir.ReasoningConfig | None = None
         serves: Callable[[str, str], bool] | None = self.registry.serves
@@ -182,7 +188,7 @@ class ExecutionService:
                 if not providers:
                     raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
                 model = base
-        attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream)
+        attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream, requested)
         attempt.reasoning_override = override
         policy = self.retry  # a reload swaps the policy; this request keeps the one it started with
         sweeps = 1 + max(policy.request_retry, 0)
@@ -360,14 +366,17 @@ class ExecutionService:
             return await self._count(attempt, executor, call, cred)
         resp = await executor.execute(call, cred)
         if wire == attempt.client_format:
-            return Answer(200, resp.body, _passthrough_headers(resp.headers))
+            body = resp.body
+            if attempt.client_model != call.model:
+                body = _ModelName(wire, call.model, attempt.client_model).unary(body)
+            return Answer(200, body, _passthrough_headers(resp.headers))
         client = attempt.client
         assert client is not None
         try:
             ir_resp = self.formats[wire].decode_response(resp.body, attempt.ir())
         except (CodecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamError(502, f"upstream answered an unreadable body: {exc}") from None
-        ir_resp.model = attempt.model
+        ir_resp.model = attempt.client_model
         return Answer(200, client.encode_response(ir_resp, attempt.ir()))
 
     async def _count(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
@@ -399,13 +408,21 @@ class ExecutionService:
             await _aclose(upstream)
             raise
         if executor.wire_format == attempt.client_format:
-            chunks = self._relay(attempt, upstream, first, cred)
+            rename = None
+            if attempt.client_model != call.model:
+                rename = _ModelName(executor.wire_format, call.model, attempt.client_model)
+            chunks = self._relay(attempt, upstream, first, cred, rename)
         else:
             chunks = self._translate_stream(attempt, executor.wire_format, upstream, first, cred)
         return StreamAnswer(chunks)
 
     async def _relay(
-        self, attempt: _Attempt, upstream: AsyncIterator[list[SSEEvent]], first: list[SSEEvent], cred: Credential
+        self,
+        attempt: _Attempt,
+        upstream: AsyncIterator[list[SSEEvent]],
+        first: list[SSEEvent],
+        cred: Credential,
+        rename: _ModelName | None = None,
     ) -> AsyncIterator[bytes]:
         """Same dialect: re-frame each upstream event as it arrives (checked for a proper ending)."""
         ok = False
@@ -413,7 +430,10 @@ class ExecutionService:
         try:
             batch: list[SSEEvent] | None = first
             while batch is not None:
-                out = b"".join([frame(ev.data, ev.event) for ev in batch if check.forward(ev)])
+                if rename is None:
+                    out = b"".join([frame(ev.data, ev.event) for ev in batch if check.forward(ev)])
+                else:
+                    out = b"".join([frame(rename.event(ev.data), ev.event) for ev in batch if check.forward(ev)])
                 if out:
                     yield out
                 # Keep reading after the terminator: a fully read response returns its connection to the pool.
@@ -443,8 +463,10 @@ class ExecutionService:
         """Other dialect: decode each upstream event to IR events and encode them for the client at once."""
         client = attempt.client
         assert client is not None
-        decoder = self.formats[wire].stream_decoder(attempt.ir())
-        encoder = client.stream_encoder(attempt.ir())
+        req = attempt.ir()
+        decoder = self.formats[wire].stream_decoder(req)
+        # The client's encoder names the model as the client did; the upstream's decoder keeps the real name.
+        encoder = client.stream_encoder(msgspec.structs.replace(req, model=attempt.client_model))
         finished = False
         ok = False
         try:
@@ -455,6 +477,8 @@ class ExecutionService:
                     for e in decoder.feed(ev):
                         if isinstance(e, (ir.Finish, ir.Error)):
                             finished = True
+                        elif isinstance(e, ir.Start):
+                            e.model = attempt.client_model
                         out += encoder.encode(e)
                 if out:
                     yield out
@@ -534,6 +558,71 @@ def _rewrite_model(body: bytes, wire: str, model: str) -> bytes:
         return body
     data["model"] = model
     return _json_encode(data)
+
+
+#: Where each dialect's answers name the model: the key, its path in a whole response and in a stream event.
+_MODEL_FIELDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "openai": ("model", ("model",), ("model",)),
+    "openai-response": ("model", ("model",), ("response", "model")),
+    "claude": ("model", ("model",), ("message", "model")),
+    "gemini": ("modelVersion", ("modelVersion",), ("modelVersion",)),
+    "gemini-cli": ("modelVersion", ("response", "modelVersion"), ("response", "modelVersion")),
+}
+_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
+class _ModelName:
+    """Identity path: put the client's model name back into answers that carry the upstream's.
+
+    Only the one field changes, so unknown fields and the upstream's formatting survive. Whole responses
+    are split at their top level (values stay raw bytes), because a tool's input object may itself hold a
+    ``model`` key. Stream events are rewritten as they pass, without buffering: the exact upstream
+    ``"model":"<name>"`` pair is replaced in place (the events that carry it hold no other objects with
+    that key and value), and only an event that names the model differently is split and re-joined.
+    """
+
+    __slots__ = ("key", "name", "needle", "replacement", "stream_path", "unary_path")
+
+    def __init__(self, dialect: str, upstream: str, client: str) -> None:
+        key, self.unary_path, self.stream_path = _MODEL_FIELDS.get(dialect, ("model", ("model",), ("model",)))
+        self.key = b'"' + key.encode() + b'"'
+        self.name = _json_encode(client)
+        self.needle = self.key + b":" + _json_encode(upstream)
+        self.replacement = self.key + b":" + self.name
+
+    def unary(self, body: bytes) -> bytes:
+        if self.key not in body:
+            return body
+        return _set_string(body, self.unary_path, self.name)
+
+    def event(self, data: bytes) -> bytes:
+        if self.needle in data:
+            return data.replace(self.needle, self.replacement)
+        if self.key not in data:
+            return data
+        return _set_string(data, self.stream_path, self.name)
+
+
+def _set_string(data: bytes, path: tuple[str, ...], value: bytes) -> bytes:
+    """``data`` with the string at ``path`` (object keys) set to the JSON ``value``; unchanged if absent."""
+    try:
+        obj = _raw_object(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return data
+    raw = obj.get(path[0])
+    if raw is None:
+        return data
+    current = bytes(raw)
+    if len(path) > 1:
+        inner = _set_string(current, path[1:], value)
+        if inner is current:
+            return data
+        obj[path[0]] = msgspec.Raw(inner)
+    elif current.startswith(b'"') and current != value:
+        obj[path[0]] = msgspec.Raw(value)
+    else:
+        return data
+    return _json_encode(obj)
 
 
 _HOP_HEADERS = frozenset(
