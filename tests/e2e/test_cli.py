@@ -87,7 +87,8 @@ def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) ->
             assert time.monotonic() - started < 30
             time.sleep(0.05)
         # No api-keys: open to localhost only, models answer in OpenAI shape.
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={"model": "x", "messages": []})
+        body = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)
         assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_found"
     finally:
         proc.terminate()

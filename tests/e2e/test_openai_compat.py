@@ -257,7 +257,7 @@ async def test_upstream_error_keeps_status_and_body(fake: tuple[FakeOpenAIChat, 
 
 async def test_unknown_model_names_the_model(proxy: ProxyHandle) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
-        await client(proxy).chat.completions.create(model="no-such-model", messages=[])
+        await client(proxy).chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     assert "unknown provider for model no-such-model" in str(exc.value)
 
 
