@@ -89,7 +89,11 @@ def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) ->
         # No api-keys: open to localhost only, models answer in OpenAI shape.
         body = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
         r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)
-        assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_found"
+        # No credentials at all: the answer says so and how to add some, not "unknown model".
+        assert r.status_code == 400 and r.json()["error"]["code"] == "no_credentials"
+        message = r.json()["error"]["message"]
+        assert "no upstream credentials configured" in message and "config.yaml" in message
+        assert "cliproxy login <provider>" in message and "unknown provider" not in message
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

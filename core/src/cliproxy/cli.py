@@ -88,7 +88,10 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
     app = create_app(container)
     pool = container.pool()
     if not pool.credentials():
-        log.warning("no upstream credentials configured yet: model requests will answer 400 (unknown model)")
+        log.warning(
+            "no upstream credentials configured yet: model requests will answer 400 until API keys are added to "
+            "config.yaml or 'cliproxy login <provider>' is run"
+        )
     bind = settings.bind_host
     if not settings.api_keys and bind not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it", host=bind)

@@ -70,6 +70,13 @@ FAILOVER = frozenset({401, 402, 403, 408, 429})
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
 
+#: What a model request answers while the server has no upstream credential at all (a fresh install).
+NO_CREDENTIALS = (
+    "cliproxy has no upstream credentials configured, so it cannot serve any model yet: add provider API keys "
+    "to config.yaml ('cliproxy plugins list' shows the config keys each provider reads) or run "
+    "'cliproxy login <provider>', then retry"
+)
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
@@ -186,6 +193,10 @@ class ExecutionService:
                 base, override = split_thinking_suffix(model)
                 providers = self.registry.providers_for(base) if override is not None else []
                 if not providers:
+                    if not self.pool.credentials():
+                        # 400, not 503: the condition lasts until someone edits the config, and SDKs and
+                        # CLIs retry 5xx with backoff for minutes before they show the message.
+                        raise ProxyError(400, NO_CREDENTIALS, code="no_credentials")
                     raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
                 model = base
         attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream, requested)
