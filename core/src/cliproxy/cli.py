@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,9 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
             "(see README) and pass --config, or run 'cliproxy login <provider>' for a provider whose plugin "
             "offers a login"
         )
+    bind = settings.bind_host
+    # Bind before anything starts, so a taken port is one clear line and a non-zero exit.
+    sock = _listen_socket(bind, settings.port)
     app = create_app(container)
     pool = container.pool()
     if not pool.credentials():
@@ -92,19 +98,14 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
             "no upstream credentials configured yet: model requests will answer 400 until API keys are added to "
             "config.yaml or 'cliproxy login <provider>' is run"
         )
-    bind = settings.bind_host
     if not settings.api_keys and bind not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it", host=bind)
-    log.info(
-        "cliproxy listening",
-        url=f"http://{bind}:{settings.port}",
-        version=__version__,
-        credentials=len(pool.credentials()),
-    )
-    uvicorn.run(
+    port = sock.getsockname()[1]
+    url = f"http://[{bind}]:{port}" if ":" in bind else f"http://{bind}:{port}"
+    server_config = uvicorn.Config(
         app,
         host=bind,
-        port=settings.port,
+        port=port,
         log_config=None,
         access_log=False,
         server_header=False,
@@ -113,6 +114,45 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
         proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
+    _run_server(
+        server_config,
+        sock,
+        lambda: log.info("cliproxy listening", url=url, version=__version__, credentials=len(pool.credentials())),
+    )
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or exit 1 with one line saying what is wrong and what to change."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fix = "use --port or change 'port' in config.yaml"
+        if exc.errno == errno.EADDRINUSE:
+            problem = f"port {port} on {host} is already in use (another cliproxy?)"
+        elif exc.errno == errno.EACCES:
+            problem = f"no permission to listen on port {port} on {host} (ports below 1024 need privileges)"
+        else:
+            problem = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+            fix = "use --host/--port or change 'host'/'port' in config.yaml"
+        click.echo(f"error: {problem}; {fix}", err=True)
+        sys.exit(1)
+    return sock
+
+
+def _run_server(server_config: Any, sock: socket.socket, on_started: Callable[[], None]) -> None:
+    """Serve on ``sock``; ``on_started`` runs once connections are accepted (after the app's own startup)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and not self.should_exit:
+                on_started()
+
+    Server(server_config).run(sockets=[sock])
 
 
 @cli.group()
