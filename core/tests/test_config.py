@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cliproxy.config import ConfigError, load_settings
+from cliproxy.config import NOT_YET_ACTIVE, ConfigError, inactive_settings, load_settings
 from cliproxy.registries import ConfigSection
 
 #: The example config.yaml published in CLIProxyAPI's README, kept verbatim as test data.
@@ -92,6 +92,26 @@ def test_example_from_reference_readme_loads(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, REFERENCE_EXAMPLE.read_text()))
     assert s.warnings == []
     assert s.openai_compatibility[0].models[0].alias == "kimi-k2"
+
+
+def test_keys_without_effect_yet_are_named_only_when_set(tmp_path: Path) -> None:
+    assert inactive_settings(load_settings(write(tmp_path, "port: 1\nws-auth: false\nrequest-log: false\n"))) == []
+    # The reference example leaves the management API off but turns usage statistics on.
+    example = load_settings(write(tmp_path, REFERENCE_EXAMPLE.read_text()))
+    assert inactive_settings(example) == [
+        "'usage-statistics-enabled' is set but has no effect: cliproxy does not implement usage statistics yet"
+    ]
+    every = load_settings(
+        write(
+            tmp_path,
+            "remote-management:\n  secret-key: s3cret\nws-auth: true\nusage-statistics-enabled: true\n"
+            "request-log: true\n",
+        )
+    )
+    notices = inactive_settings(every)
+    assert [n.split("'")[1] for n in notices] == list(NOT_YET_ACTIVE)
+    assert every.warnings == []  # accepted keys: notices, not config problems
+    assert not any("s3cret" in n for n in notices)
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,26 @@ def test_invalid_config_is_rejected_and_the_running_one_kept(tmp_path: Path) -> 
     assert runtime.reload_config() is False
 
 
+def test_reload_names_keys_without_effect_once_when_they_become_set(tmp_path: Path) -> None:
+    container, cfg = make(tmp_path, compat(["key-a"]))
+    runtime = container.runtime()
+
+    def notices(text: str) -> list[str]:
+        rewrite(cfg, text)
+        with capture_logs() as logs:
+            assert runtime.reload_config() is True
+        return [str(e["event"]) for e in logs if "has no effect" in str(e["event"])]
+
+    assert notices(compat(["key-a"], extra="request-log: true\n")) == [
+        "'request-log' is set but has no effect: cliproxy does not implement request logging yet"
+    ]
+    # Still set after another change: said already.
+    assert notices(compat(["key-b"], extra="request-log: true\n")) == []
+    assert notices(compat(["key-b"], extra="request-log: true\nws-auth: true\n")) == [
+        "'ws-auth' is set but has no effect: cliproxy does not implement websocket authentication yet"
+    ]
+
+
 def test_auth_files_add_change_remove_and_skip_garbage(tmp_path: Path) -> None:
     container, _ = make(tmp_path, "")
     runtime = container.runtime()

@@ -61,6 +61,13 @@ def test_config_check(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     r = run("serve", "--config", str(bad))
     assert r.returncode == 2 and "config.yaml:2: port" in r.stderr
+    inert = tmp_path / "inert.yaml"
+    inert.write_text("request-log: true\nws-auth: false\n")
+    r = run("config", "check", "--config", str(inert))
+    assert r.returncode == 0
+    assert r.stderr.strip() == (
+        "warning: 'request-log' is set but has no effect: cliproxy does not implement request logging yet"
+    )
 
 
 def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) -> None:
@@ -118,7 +125,7 @@ def test_serve_on_a_taken_port_is_one_clear_line_and_a_failed_exit(tmp_path: Pat
 
 
 def test_serve_says_listening_only_once_it_accepts_connections(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text(f"port: 0\nauth-dir: {tmp_path / 'auths'}\n")
+    (tmp_path / "config.yaml").write_text(f"port: 0\nauth-dir: {tmp_path / 'auths'}\nusage-statistics-enabled: true\n")
     proc = subprocess.Popen(
         [BIN, "serve", "--log-format", "json"],
         cwd=tmp_path,
@@ -141,6 +148,8 @@ def test_serve_says_listening_only_once_it_accepts_connections(tmp_path: Path) -
         assert event["url"].startswith("http://127.0.0.1:") and not event["url"].endswith(":0")
         assert httpx.get(event["url"] + "/healthz", timeout=5).status_code == 200
         assert sum("cliproxy listening" in x for x in lines) == 1
+        # A reference key that does nothing yet is said once, before the server is up.
+        assert sum("'usage-statistics-enabled' is set but has no effect" in x for x in lines) == 1
     finally:
         proc.terminate()
         proc.communicate(timeout=10)

@@ -15,7 +15,7 @@ import click
 import msgspec
 
 from . import __version__
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, inactive_settings
 
 __all__ = ["main"]
 
@@ -79,6 +79,8 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
     log = get_logger("cliproxy")
     for warning in settings.warnings:
         log.warning(warning)
+    for notice in inactive_settings(settings):
+        log.warning(notice)
     for info in container.host().infos.values():
         if info.error:
             log.error("plugin skipped", plugin=info.name, error=info.error)
@@ -201,6 +203,8 @@ def config_check(config: str | None) -> None:
     settings = _load(container)
     for warning in settings.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for notice in inactive_settings(settings):
+        click.echo(f"warning: {notice}", err=True)
     creds = container.host().credentials_from_config(settings)
     where = settings.path or "built-in defaults"
     click.echo(f"{where}: OK ({len(creds)} credential(s) from config, port {settings.port})")

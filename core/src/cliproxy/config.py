@@ -20,6 +20,7 @@ from .registries import ConfigSection
 
 __all__ = [
     "DEFAULT_CONFIG_YAML",
+    "NOT_YET_ACTIVE",
     "ClaudeKey",
     "CodexKey",
     "ConfigError",
@@ -29,6 +30,7 @@ __all__ = [
     "QuotaExceeded",
     "RemoteManagement",
     "Settings",
+    "inactive_settings",
     "load_settings",
     "parse_settings",
 ]
@@ -167,6 +169,26 @@ request-retry: 1
 """
 
 _REFERENCE_FIELDS = {f.encode_name for f in msgspec.structs.fields(Settings) if not f.encode_name.startswith("__")}
+
+#: Reference keys that load (so existing CLIProxyAPI configs keep working) but are not acted on yet, with the
+#: feature each one asks for. The one list to shrink as those features land.
+NOT_YET_ACTIVE: dict[str, str] = {
+    "remote-management": "the management API",
+    "ws-auth": "websocket authentication",
+    "usage-statistics-enabled": "usage statistics",
+    "request-log": "request logging",
+}
+_DEFAULTS = Settings()
+
+
+def inactive_settings(settings: Settings) -> list[str]:
+    """One message per :data:`NOT_YET_ACTIVE` key set to something other than its default."""
+    out: list[str] = []
+    for key, feature in NOT_YET_ACTIVE.items():
+        name = key.replace("-", "_")
+        if getattr(settings, name) != getattr(_DEFAULTS, name):
+            out.append(f"'{key}' is set but has no effect: cliproxy does not implement {feature} yet")
+    return out
 
 
 class ConfigError(Exception):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, inactive_settings, load_settings
 from .credentials import Credential
 from .execute import RetryPolicy
 from .http import HttpClients
@@ -235,6 +235,10 @@ class Runtime:
         self.settings = new
         for warning in new.warnings:
             log.warning(warning)
+        already = inactive_settings(old)
+        for notice in inactive_settings(new):
+            if notice not in already:  # said at startup or at an earlier reload
+                log.warning(notice)
         if Path(os.path.abspath(new.auth_path)) != Path(os.path.abspath(old.auth_path)):
             log.info("auth-dir changed; rescanning", auth_dir=str(new.auth_path))
             self.scan_auth_dir()
