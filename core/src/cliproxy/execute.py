@@ -444,7 +444,8 @@ class ExecutionService:
                 if rename is None:
                     out = b"".join([frame(ev.data, ev.event) for ev in batch if check.forward(ev)])
                 else:
-                    out = b"".join([frame(rename.event(ev.data), ev.event) for ev in batch if check.forward(ev)])
+                    events = [ev for ev in batch if check.forward(ev)]
+                    out = rename.frames(b"".join([frame(ev.data, ev.event) for ev in events]), events)
                 if out:
                     yield out
                 # Keep reading after the terminator: a fully read response returns its connection to the pool.
@@ -587,9 +588,10 @@ class _ModelName:
 
     Only the one field changes, so unknown fields and the upstream's formatting survive. Whole responses
     are split at their top level (values stay raw bytes), because a tool's input object may itself hold a
-    ``model`` key. Stream events are rewritten as they pass, without buffering: the exact upstream
+    ``model`` key. Streams are rewritten per network read, without buffering: the exact upstream
     ``"model":"<name>"`` pair is replaced in place (the events that carry it hold no other objects with
-    that key and value), and only an event that names the model differently is split and re-joined.
+    that key and value, and string contents escape their quotes), and only when some mention of the key
+    is left over (a dated model name, other spacing) is each event rewritten on its own.
     """
 
     __slots__ = ("key", "name", "needle", "replacement", "stream_path", "unary_path")
@@ -606,11 +608,17 @@ class _ModelName:
             return body
         return _set_string(body, self.unary_path, self.name)
 
+    def frames(self, framed: bytes, events: list[SSEEvent]) -> bytes:
+        """``framed`` (``events``, SSE-framed) naming the client's model: one replace for the usual batch."""
+        out = framed.replace(self.needle, self.replacement)
+        if out.count(self.key) == out.count(self.replacement):
+            return out  # every mention of the key now carries the client's name
+        return b"".join([frame(self.event(ev.data), ev.event) for ev in events])
+
     def event(self, data: bytes) -> bytes:
-        if self.needle in data:
-            return data.replace(self.needle, self.replacement)
-        if self.key not in data:
-            return data
+        out = data.replace(self.needle, self.replacement)  # ``data`` itself when there is no match
+        if out is not data or self.key not in data:
+            return out
         return _set_string(data, self.stream_path, self.name)
 
 
