@@ -11,12 +11,12 @@ import msgspec
 import pytest
 
 from cliproxy import config
-from cliproxy.config import ConfigError, load_settings
+from cliproxy.config import NOT_YET_ACTIVE, ConfigError, inactive_settings, load_settings
 from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.registries import ConfigIssues, ConfigSection
 
-# CI checks the repository out with ../shared beside it.
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "CLIProxyAPI-README.md"
+#: The example config.yaml published in CLIProxyAPI's README, kept verbatim as test data.
+REFERENCE_EXAMPLE = Path(__file__).resolve().parent / "data" / "reference-example-config.yaml"
 
 REFERENCE_STYLE = """\
 port: 8317
@@ -123,12 +123,29 @@ def test_reference_style_config_loads_unchanged(tmp_path: Path) -> None:
 
 
 def test_example_from_reference_readme_loads(tmp_path: Path) -> None:
-    text = REFERENCE.read_text()
-    start = text.index("### Example Configuration File")
-    block = text[text.index("```yaml", start) + len("```yaml") : text.index("```", text.index("```yaml", start) + 7)]
-    s = load_settings(write(tmp_path, block), plugin_sections())
+    s = load_settings(write(tmp_path, REFERENCE_EXAMPLE.read_text()), plugin_sections())
     assert s.warnings == []
     assert s.section("openai-compatibility")[0].models[0].alias == "kimi-k2"
+
+
+def test_keys_without_effect_yet_are_named_only_when_set(tmp_path: Path) -> None:
+    assert inactive_settings(load_settings(write(tmp_path, "port: 1\nws-auth: false\nrequest-log: false\n"))) == []
+    # The reference example leaves the management API off but turns usage statistics on.
+    example = load_settings(write(tmp_path, REFERENCE_EXAMPLE.read_text()))
+    assert inactive_settings(example) == [
+        "'usage-statistics-enabled' is set but has no effect: cliproxy does not implement usage statistics yet"
+    ]
+    every = load_settings(
+        write(
+            tmp_path,
+            "remote-management:\n  secret-key: s3cret\nws-auth: true\nusage-statistics-enabled: true\n"
+            "request-log: true\n",
+        )
+    )
+    notices = inactive_settings(every)
+    assert [n.split("'")[1] for n in notices] == list(NOT_YET_ACTIVE)
+    assert every.warnings == []  # accepted keys: notices, not config problems
+    assert not any("s3cret" in n for n in notices)
 
 
 @pytest.mark.parametrize(

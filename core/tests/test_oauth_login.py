@@ -217,7 +217,7 @@ async def test_the_callback_server_answers_only_its_path_and_get() -> None:
 
 def test_unsafe_file_names_are_refused(tmp_path: Path) -> None:
     cred = Credential(id="x", provider="acme", executor="acme", metadata={"a": 1})
-    for name in ("../evil.json", ".hidden.json", "a/b.json", ""):
+    for name in (str(Path("..", "evil.json")), ".hidden.json", "a/b.json", ""):
         with pytest.raises(LoginError, match="unsafe file name"):
             save_results(tmp_path, [LoginResult(cred, name)])
     assert list(tmp_path.iterdir()) == []
@@ -227,7 +227,7 @@ def test_helpers() -> None:
     verifier, challenge = pkce_pair()
     assert len(verifier) == 128 and "=" not in challenge
     assert len(new_state()) == 32
-    assert safe_name("../a b@c.com") == "a_b@c.com"
+    assert safe_name(str(Path("..", "a b@c.com"))) == "a_b@c.com"
     assert decode_jwt_claims("not-a-jwt") == {}
     settings = load_settings(None)
     assert endpoint(settings, "claude", "token-url", "https://real") == "https://real"

@@ -135,6 +135,26 @@ def test_invalid_config_is_rejected_and_the_running_one_kept(tmp_path: Path) -> 
     assert runtime.reload_config() is False
 
 
+def test_reload_names_keys_without_effect_once_when_they_become_set(tmp_path: Path) -> None:
+    container, cfg = make(tmp_path, compat(["key-a"]))
+    runtime = container.runtime()
+
+    def notices(text: str) -> list[str]:
+        rewrite(cfg, text)
+        with capture_logs() as logs:
+            assert runtime.reload_config() is True
+        return [str(e["event"]) for e in logs if "has no effect" in str(e["event"])]
+
+    assert notices(compat(["key-a"], extra="request-log: true\n")) == [
+        "'request-log' is set but has no effect: cliproxy does not implement request logging yet"
+    ]
+    # Still set after another change: said already.
+    assert notices(compat(["key-b"], extra="request-log: true\n")) == []
+    assert notices(compat(["key-b"], extra="request-log: true\nws-auth: true\n")) == [
+        "'ws-auth' is set but has no effect: cliproxy does not implement websocket authentication yet"
+    ]
+
+
 def test_auth_files_add_change_remove_and_skip_garbage(tmp_path: Path) -> None:
     container, _ = make(tmp_path, "")
     runtime = container.runtime()
@@ -180,6 +200,41 @@ async def test_watcher_follows_config_and_auth_dir(tmp_path: Path) -> None:
         assert keys(container) == {"key-a", "key-b"}
     finally:
         await watcher.stop()
+
+
+async def test_auth_dir_that_appears_later_is_loaded_and_unknown_files_reported_once(tmp_path: Path) -> None:
+    auths = tmp_path / "later"
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"auth-dir: {auths}\n{compat(['key-a'])}")
+    container = build_container(cfg, plugins=[FileKeys()])
+    runtime = container.runtime()
+    watcher = ReloadWatcher(runtime, debounce_ms=50, step_ms=20, recheck_seconds=0.2)
+
+    def unhandled(logs: list[dict[str, Any]]) -> list[Any]:
+        return [e.get("file") for e in logs if e["event"] == "no installed plugin handles this auth file"]
+
+    with capture_logs() as logs:
+        watcher.start()
+        try:
+            await asyncio.sleep(0.3)
+            # Created with its files at once (cp -r of an old auth-dir): nothing watched it yet.
+            auths.mkdir()
+            (auths / "qwen-me.json").write_text('{"type": "qwen", "access_token": "t"}')
+            (auths / "notype.json").write_text('{"access_token": "t"}')
+            (auths / "filekey-a.json").write_bytes(msgspec.json.encode({"type": "filekey", "key": "file-key-a"}))
+            await wait_for(lambda: "file-key-a" in keys(container))
+            await wait_for(lambda: len(unhandled(logs)) == 2)
+            assert sorted(unhandled(logs)) == ["notype.json", "qwen-me.json"]
+            # Later scans (a restarted watch) do not repeat it; a new content is reported again, once.
+            assert runtime.rescan_auth_dir() is None
+            (auths / "qwen-me.json").write_text('{"type": "qwen", "access_token": "t2"}')
+            await wait_for(lambda: len(unhandled(logs)) == 3)
+            await asyncio.sleep(0.5)
+            assert runtime.rescan_auth_dir() is None
+        finally:
+            await watcher.stop()
+    reported = unhandled(logs)
+    assert sorted(reported[:2]) == ["notype.json", "qwen-me.json"] and reported[2:] == ["qwen-me.json"]
 
 
 # ---------------------------------------------------------------------------------------------------- live server

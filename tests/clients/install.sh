@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install the real CLI clients the `clients` tests drive, at pinned versions, into <repo>/.clients.
+# Install the real CLI clients the `clients` tests drive, at pinned versions: about 740 MB from npm, once.
+# They go to a cache outside the clone, ${XDG_CACHE_HOME:-~/.cache}/cliproxy/clients, so every clone and
+# worktree of the repository shares one copy; CLIENTS_PREFIX chooses another place.
 #
 #   tests/clients/install.sh            # idempotent: does nothing when every CLI is present at its version
 #   CLIENTS_PREFIX=/elsewhere tests/clients/install.sh
+#   tests/clients/install.sh --prefix   # print where the CLIs are (or would be) installed
 #
 # Packages come from the npm registry with --ignore-scripts: no third-party install script runs. The one
 # postinstall the clients need is Claude Code's own `install.cjs`, which only copies the platform's native
@@ -11,8 +14,21 @@
 # Exits 0 with every `<prefix>/bin/{claude,gemini,codex} --version` working, non-zero otherwise.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PREFIX="${CLIENTS_PREFIX:-$ROOT/.clients}"
+if [[ -n "${CLIENTS_PREFIX:-}" ]]; then
+  PREFIX="$CLIENTS_PREFIX"
+else
+  PREFIX="${XDG_CACHE_HOME:-$HOME/.cache}/cliproxy/clients"
+  # No writable cache (a read-only HOME): keep them in the clone, as ignored files.
+  existing="$PREFIX"
+  while [[ ! -e "$existing" ]]; do existing="$(dirname "$existing")"; done
+  if [[ ! -d "$existing" || ! -w "$existing" ]]; then
+    PREFIX="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.clients"
+  fi
+fi
+if [[ "${1:-}" == "--prefix" ]]; then
+  echo "$PREFIX"
+  exit 0
+fi
 
 CLAUDE_VERSION="2.1.197"
 GEMINI_VERSION="0.61.0"
@@ -62,6 +78,9 @@ if installed_ok; then
   exit 0
 fi
 
+# The test runner shows this line on the terminal: the download takes minutes and needs network access.
+echo "install.sh: installing the real clients for tests/clients (Claude Code $CLAUDE_VERSION, Gemini CLI" \
+  "$GEMINI_VERSION, Codex $CODEX_VERSION; about 740 MB from npm, once) into $PREFIX"
 start=$SECONDS
 mkdir -p "$PREFIX"
 # --global with --prefix: binaries land in $PREFIX/bin, packages in $PREFIX/lib/node_modules.

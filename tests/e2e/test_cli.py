@@ -61,6 +61,13 @@ def test_config_check(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     r = run("serve", "--config", str(bad))
     assert r.returncode == 2 and "config.yaml:2: port" in r.stderr
+    inert = tmp_path / "inert.yaml"
+    inert.write_text("request-log: true\nws-auth: false\n")
+    r = run("config", "check", "--config", str(inert))
+    assert r.returncode == 0
+    assert r.stderr.strip() == (
+        "warning: 'request-log' is set but has no effect: cliproxy does not implement request logging yet"
+    )
 
 
 def test_config_check_names_the_plugin_a_provider_key_needs(tmp_path: Path) -> None:
@@ -101,11 +108,62 @@ def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) ->
             assert time.monotonic() - started < 30
             time.sleep(0.05)
         # No api-keys: open to localhost only, models answer in OpenAI shape.
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={"model": "x", "messages": []})
-        assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_found"
+        body = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)
+        # No credentials at all: the answer says so and how to add some, not "unknown model".
+        assert r.status_code == 400 and r.json()["error"]["code"] == "no_credentials"
+        message = r.json()["error"]["message"]
+        assert "no upstream credentials configured" in message and "config.yaml" in message
+        assert "cliproxy login <provider>" in message and "unknown provider" not in message
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     head = "\n".join(out.splitlines()[:6])
     assert "no config.yaml found" in head and "cliproxy login" in head
     assert "127.0.0.1" in out
+
+
+def test_serve_on_a_taken_port_is_one_clear_line_and_a_failed_exit(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("serve", "--port", str(port), cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: port {port} on 127.0.0.1 is already in use (another cliproxy?); "
+        "use --port or change 'port' in config.yaml"
+    )
+    out = r.stdout + r.stderr
+    assert "cliproxy listening" not in out and "Traceback" not in out and "Errno" not in out
+
+
+def test_serve_says_listening_only_once_it_accepts_connections(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(f"port: 0\nauth-dir: {tmp_path / 'auths'}\nusage-statistics-enabled: true\n")
+    proc = subprocess.Popen(
+        [BIN, "serve", "--log-format", "json"],
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "cliproxy listening" in line:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        event = json.loads(lines[-1])
+        # The real port (port 0 picks one), and it answers at once: no retry loop.
+        assert event["url"].startswith("http://127.0.0.1:") and not event["url"].endswith(":0")
+        assert httpx.get(event["url"] + "/healthz", timeout=5).status_code == 200
+        assert sum("cliproxy listening" in x for x in lines) == 1
+        # A reference key that does nothing yet is said once, before the server is up.
+        assert sum("'usage-statistics-enabled' is set but has no effect" in x for x in lines) == 1
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

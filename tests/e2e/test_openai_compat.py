@@ -58,6 +58,40 @@ async def test_chat_alias_is_rewritten_to_upstream_name(fake: tuple[FakeOpenAICh
     assert up.validation_errors == []
 
 
+async def test_answers_name_the_alias_the_client_used(fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle) -> None:
+    """The upstream names its own model; the client must see the name it used, streaming or not."""
+    up, _ = fake
+    c = client(proxy)
+    up.script(Reply(text="plain", model="upstream-model-x"))
+    resp = await c.chat.completions.create(model="my-alias", messages=[{"role": "user", "content": "hi"}])
+    assert resp.model == "my-alias" and up.last.model == "upstream-model-x"
+    # A dated snapshot name from the upstream is replaced too.
+    up.script(Reply(text="dated", model="upstream-model-x-2025-01-01"))
+    resp = await c.chat.completions.create(model="my-alias", messages=[{"role": "user", "content": "hi"}])
+    assert resp.model == "my-alias" and resp.choices[0].message.content == "dated"
+    for model in ("upstream-model-x", "upstream-model-x-2025-01-01"):
+        up.script(Reply(text="one two three", chunks=3, model=model))
+        stream = await c.chat.completions.create(
+            model="my-alias",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        names = [chunk.model async for chunk in stream]
+        assert len(names) >= 4 and set(names) == {"my-alias"}, names
+
+
+async def test_tool_arguments_naming_the_upstream_model_are_not_rewritten(
+    fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle
+) -> None:
+    up, _ = fake
+    up.script(Reply(tool_calls=[ToolCall(id="call_1", name="spawn", arguments={"model": "upstream-model-x"})]))
+    resp = await client(proxy).chat.completions.create(model="my-alias", messages=[{"role": "user", "content": "go"}])
+    calls = resp.choices[0].message.tool_calls
+    assert resp.model == "my-alias" and calls is not None
+    assert calls[0].function.arguments == '{"model":"upstream-model-x"}'  # type: ignore[union-attr]
+
+
 async def test_streaming_relays_every_chunk(fake: tuple[FakeOpenAIChat, str], proxy: ProxyHandle) -> None:
     up, _ = fake
     up.script(Reply(text="one two three four five", chunks=5))
@@ -223,7 +257,7 @@ async def test_upstream_error_keeps_status_and_body(fake: tuple[FakeOpenAIChat, 
 
 async def test_unknown_model_names_the_model(proxy: ProxyHandle) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
-        await client(proxy).chat.completions.create(model="no-such-model", messages=[])
+        await client(proxy).chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     assert "unknown provider for model no-such-model" in str(exc.value)
 
 

@@ -140,7 +140,7 @@ async def test_gemini_routes_accept_slashes_and_reject_unknown_methods(env: Any)
         r = await http.post(
             f"{env.proxy.url}/v1beta/models/org/some-model:generateContent",
             headers={"x-goog-api-key": env.key},
-            json={"contents": []},
+            json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
         )
         assert r.status_code == 400 and "unknown provider for model org/some-model" in r.json()["error"]["message"]
         r = await http.post(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import click
 import msgspec
 
 from . import __version__
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, inactive_settings
 
 __all__ = ["main"]
 
@@ -109,6 +111,8 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
     log = get_logger("cliproxy")
     for warning in settings.warnings:
         log.warning(warning)
+    for notice in inactive_settings(settings):
+        log.warning(notice)
     for info in container.host().infos.values():
         if info.error:
             log.error("plugin skipped", plugin=info.name, error=info.error)
@@ -118,23 +122,24 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
             "(see README) and pass --config, or run 'cliproxy login <provider>' for a provider whose plugin "
             "offers a login"
         )
+    bind = settings.bind_host
+    # Bind before anything starts, so a taken port is one clear line and a non-zero exit.
+    sock = _listen_socket(bind, settings.port)
     app = create_app(container)
     pool = container.pool()
     if not pool.credentials():
-        log.warning("no upstream credentials configured yet: model requests will answer 400 (unknown model)")
-    bind = settings.bind_host
+        log.warning(
+            "no upstream credentials configured yet: model requests will answer 400 until API keys are added to "
+            "config.yaml or 'cliproxy login <provider>' is run"
+        )
     if not settings.api_keys and bind not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening beyond localhost without api-keys: anyone who can reach this port can use it", host=bind)
-    log.info(
-        "cliproxy listening",
-        url=f"http://{bind}:{settings.port}",
-        version=__version__,
-        credentials=len(pool.credentials()),
-    )
-    uvicorn.run(
+    port = sock.getsockname()[1]
+    url = f"http://[{bind}]:{port}" if ":" in bind else f"http://{bind}:{port}"
+    server_config = uvicorn.Config(
         app,
         host=bind,
-        port=settings.port,
+        port=port,
         log_config=None,
         access_log=False,
         server_header=False,
@@ -143,6 +148,45 @@ def serve(config: str | None, host: str | None, port: int | None, log_format: st
         proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
+    _run_server(
+        server_config,
+        sock,
+        lambda: log.info("cliproxy listening", url=url, version=__version__, credentials=len(pool.credentials())),
+    )
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or exit 1 with one line saying what is wrong and what to change."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fix = "use --port or change 'port' in config.yaml"
+        if exc.errno == errno.EADDRINUSE:
+            problem = f"port {port} on {host} is already in use (another cliproxy?)"
+        elif exc.errno == errno.EACCES:
+            problem = f"no permission to listen on port {port} on {host} (ports below 1024 need privileges)"
+        else:
+            problem = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+            fix = "use --host/--port or change 'host'/'port' in config.yaml"
+        click.echo(f"error: {problem}; {fix}", err=True)
+        sys.exit(1)
+    return sock
+
+
+def _run_server(server_config: Any, sock: socket.socket, on_started: Callable[[], None]) -> None:
+    """Serve on ``sock``; ``on_started`` runs once connections are accepted (after the app's own startup)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and not self.should_exit:
+                on_started()
+
+    Server(server_config).run(sockets=[sock])
 
 
 @cli.group()
@@ -191,6 +235,8 @@ def config_check(config: str | None) -> None:
     settings = _load(container)
     for warning in settings.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for notice in inactive_settings(settings):
+        click.echo(f"warning: {notice}", err=True)
     creds = container.host().credentials_from_config(settings)
     where = settings.path or "built-in defaults"
     click.echo(f"{where}: OK ({len(creds)} credential(s) from config, port {settings.port})")

@@ -23,11 +23,13 @@ from .registries import ConfigSection
 
 __all__ = [
     "DEFAULT_CONFIG_YAML",
+    "NOT_YET_ACTIVE",
     "PLUGIN_KEYS",
     "ConfigError",
     "QuotaExceeded",
     "RemoteManagement",
     "Settings",
+    "inactive_settings",
     "load_settings",
     "parse_settings",
 ]
@@ -127,6 +129,26 @@ PLUGIN_KEYS: Final[Mapping[str, str]] = {
     "codex-api-key": "cliproxy-codex",
     "openai-compatibility": "cliproxy-openai-compat",
 }
+
+#: Reference keys that load (so existing CLIProxyAPI configs keep working) but are not acted on yet, with the
+#: feature each one asks for. The one list to shrink as those features land.
+NOT_YET_ACTIVE: dict[str, str] = {
+    "remote-management": "the management API",
+    "ws-auth": "websocket authentication",
+    "usage-statistics-enabled": "usage statistics",
+    "request-log": "request logging",
+}
+_DEFAULTS = Settings()
+
+
+def inactive_settings(settings: Settings) -> list[str]:
+    """One message per :data:`NOT_YET_ACTIVE` key set to something other than its default."""
+    out: list[str] = []
+    for key, feature in NOT_YET_ACTIVE.items():
+        name = key.replace("-", "_")
+        if getattr(settings, name) != getattr(_DEFAULTS, name):
+            out.append(f"'{key}' is set but has no effect: cliproxy does not implement {feature} yet")
+    return out
 
 
 class ConfigError(Exception):

@@ -64,6 +64,13 @@ CLIENT_ERRORS = frozenset({400, 404, 413, 422})
 RETRYABLE = frozenset({403, 408, 500, 502, 503, 504, 529})
 #: Statuses that move the request to the next credential (429 only with ``switch-project``).
 FAILOVER = frozenset({401, 402, 403, 408, 429})
+#: What a model request answers while the server has no upstream credential at all (a fresh install).
+NO_CREDENTIALS = (
+    "cliproxy has no upstream credentials configured, so it cannot serve any model yet: add provider API keys "
+    "to config.yaml ('cliproxy plugins list' shows the config keys each provider reads) or run "
+    "'cliproxy login <provider>', then retry"
+)
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
@@ -107,14 +114,19 @@ class RetryPolicy:
 class _Attempt:
     """Translation state shared by the attempts of one request (the IR is decoded at most once)."""
 
-    __slots__ = ("body", "codec", "dialect", "ir_req", "model", "reasoning_override", "stream")
+    __slots__ = ("body", "client_model", "codec", "dialect", "ir_req", "model", "reasoning_override", "stream")
 
-    def __init__(self, dialect: str, codec: Codec | None, body: bytes, model: str, stream: bool) -> None:
+    def __init__(
+        self, dialect: str, codec: Codec | None, body: bytes, model: str, stream: bool, client_model: str = ""
+    ) -> None:
         #: The client's dialect and its codec (``None`` when no plugin registered one).
         self.dialect = dialect
         self.codec = codec
         self.body = body
         self.model = model
+        #: The model exactly as the client named it (alias, thinking suffix, ``compat://`` prefix): answers
+        #: carry this name, whatever the upstream calls its model.
+        self.client_model = client_model or model
         self.stream = stream
         self.ir_req: ir.Request | None = None
         #: Thinking settings from a model-name suffix; they win over the body's.
@@ -166,6 +178,7 @@ class ExecutionService:
         """Answer one client request written in ``dialect`` (a codec name)."""
         if not model:
             raise ProxyError(400, "the request has no model", code="model_required")
+        requested = model
         providers = self.registry.providers_for(model)
         override: ir.ReasoningConfig | None = None
         serves: Callable[[str, str], bool] | None = self.registry.serves
@@ -179,9 +192,13 @@ class ExecutionService:
                 # thinking setting).
                 base, override, providers = self.registry.resolve_rule(model)
                 if not providers:
+                    if not self.pool.credentials():
+                        # 400, not 503: the condition lasts until someone edits the config, and SDKs and
+                        # CLIs retry 5xx with backoff for minutes before they show the message.
+                        raise ProxyError(400, NO_CREDENTIALS, code="no_credentials")
                     raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
                 model = base
-        attempt = _Attempt(dialect, self.formats.get(dialect), body, model, stream)
+        attempt = _Attempt(dialect, self.formats.get(dialect), body, model, stream, requested)
         attempt.reasoning_override = override
         policy = self.retry  # a reload swaps the policy; this request keeps the one it started with
         sweeps = 1 + max(policy.request_retry, 0)
@@ -363,13 +380,16 @@ class ExecutionService:
         resp = await executor.execute(call, cred)
         upstream = self._upstream_codec(executor)
         if upstream.name == attempt.dialect:
-            return Answer(200, resp.body, _passthrough_headers(resp.headers))
+            body = resp.body
+            if attempt.client_model != call.model:
+                body = _ModelName(upstream, call.model, attempt.client_model).unary(body)
+            return Answer(200, body, _passthrough_headers(resp.headers))
         client = attempt.client()
         try:
             ir_resp = upstream.decode_response(resp.body, attempt.ir())
         except (CodecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamError(502, f"upstream answered an unreadable body: {exc}") from None
-        ir_resp.model = attempt.model
+        ir_resp.model = attempt.client_model
         return Answer(200, client.encode_response(ir_resp, attempt.ir()))
 
     async def _count(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
@@ -405,7 +425,10 @@ class ExecutionService:
             raise
         codec = self._upstream_codec(executor)
         if codec.name == attempt.dialect:
-            chunks = self._relay(attempt, codec, upstream, first, cred)
+            rename = None
+            if attempt.client_model != call.model:
+                rename = _ModelName(codec, call.model, attempt.client_model)
+            chunks = self._relay(attempt, codec, upstream, first, cred, rename)
         else:
             chunks = self._translate_stream(attempt, codec, upstream, first, cred)
         return StreamAnswer(chunks)
@@ -417,6 +440,7 @@ class ExecutionService:
         upstream: AsyncIterator[list[SSEEvent]],
         first: list[SSEEvent],
         cred: Credential,
+        rename: _ModelName | None = None,
     ) -> AsyncIterator[bytes]:
         """Same dialect: re-frame each upstream event as it arrives, checked for a proper ending by the codec."""
         ok = False
@@ -424,7 +448,11 @@ class ExecutionService:
         try:
             batch: list[SSEEvent] | None = first
             while batch is not None:
-                out = b"".join([frame(ev.data, ev.event) for ev in batch if check.forward(ev)])
+                if rename is None:
+                    out = b"".join([frame(ev.data, ev.event) for ev in batch if check.forward(ev)])
+                else:
+                    events = [ev for ev in batch if check.forward(ev)]
+                    out = rename.frames(b"".join([frame(ev.data, ev.event) for ev in events]), events)
                 if out:
                     yield out
                 # Keep reading after the terminator: a fully read response returns its connection to the pool.
@@ -452,8 +480,10 @@ class ExecutionService:
         cred: Credential,
     ) -> AsyncIterator[bytes]:
         """Other dialect: decode each upstream event to IR events and encode them for the client at once."""
-        decoder = codec.stream_decoder(attempt.ir())
-        encoder = attempt.client().stream_encoder(attempt.ir())
+        req = attempt.ir()
+        decoder = codec.stream_decoder(req)
+        # The client's encoder names the model as the client did; the upstream's decoder keeps the real name.
+        encoder = attempt.client().stream_encoder(msgspec.structs.replace(req, model=attempt.client_model))
         finished = False
         ok = False
         try:
@@ -464,6 +494,8 @@ class ExecutionService:
                     for e in decoder.feed(ev):
                         if isinstance(e, (ir.Finish, ir.Error)):
                             finished = True
+                        elif isinstance(e, ir.Start):
+                            e.model = attempt.client_model
                         out += encoder.encode(e)
                 if out:
                     yield out
@@ -527,6 +559,71 @@ async def _aclose(it: AsyncIterator[Any]) -> None:
             await close()
         except Exception:  # pragma: no cover - closing a broken upstream must not mask the real outcome
             log.debug("error while closing upstream stream", exc_info=True)
+
+
+_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_json_encode = msgspec.json.encode
+
+
+class _ModelName:
+    """Identity path: put the client's model name back into answers that carry the upstream's.
+
+    Only the one field changes, so unknown fields and the upstream's formatting survive. Whole responses
+    are split at their top level (values stay raw bytes), because a tool's input object may itself hold a
+    ``model`` key. Streams are rewritten per network read, without buffering: the exact upstream
+    ``"model":"<name>"`` pair is replaced in place (the events that carry it hold no other objects with
+    that key and value, and string contents escape their quotes), and only when some mention of the key
+    is left over (a dated model name, other spacing) is each event rewritten on its own.
+    """
+
+    __slots__ = ("key", "name", "needle", "replacement", "stream_path", "unary_path")
+
+    def __init__(self, codec: Codec, upstream: str, client: str) -> None:
+        key, self.unary_path, self.stream_path = codec.model_paths
+        self.key = b'"' + key.encode() + b'"'
+        self.name = _json_encode(client)
+        self.needle = self.key + b":" + _json_encode(upstream)
+        self.replacement = self.key + b":" + self.name
+
+    def unary(self, body: bytes) -> bytes:
+        if self.key not in body:
+            return body
+        return _set_string(body, self.unary_path, self.name)
+
+    def frames(self, framed: bytes, events: list[SSEEvent]) -> bytes:
+        """``framed`` (``events``, SSE-framed) naming the client's model: one replace for the usual batch."""
+        out = framed.replace(self.needle, self.replacement)
+        if out.count(self.key) == out.count(self.replacement):
+            return out  # every mention of the key now carries the client's name
+        return b"".join([frame(self.event(ev.data), ev.event) for ev in events])
+
+    def event(self, data: bytes) -> bytes:
+        out = data.replace(self.needle, self.replacement)  # ``data`` itself when there is no match
+        if out is not data or self.key not in data:
+            return out
+        return _set_string(data, self.stream_path, self.name)
+
+
+def _set_string(data: bytes, path: tuple[str, ...], value: bytes) -> bytes:
+    """``data`` with the string at ``path`` (object keys) set to the JSON ``value``; unchanged if absent."""
+    try:
+        obj = _raw_object(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return data
+    raw = obj.get(path[0])
+    if raw is None:
+        return data
+    current = bytes(raw)
+    if len(path) > 1:
+        inner = _set_string(current, path[1:], value)
+        if inner is current:
+            return data
+        obj[path[0]] = msgspec.Raw(inner)
+    elif current.startswith(b'"') and current != value:
+        obj[path[0]] = msgspec.Raw(value)
+    else:
+        return data
+    return _json_encode(obj)
 
 
 _HOP_HEADERS = frozenset(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, inactive_settings, load_settings
 from .credentials import Credential
 from .execute import RetryPolicy
 from .http import HttpClients
@@ -189,8 +189,10 @@ class Runtime:
             self.file_errors[str(path)] = "not a JSON object"
             return None
         cred = self.host.credential_from_file(path, data)
-        if cred is None and data.get("type"):
-            log.warning("no installed plugin handles this auth file", file=path.name, type=str(data.get("type")))
+        if cred is None:
+            # Once per content: callers skip files whose hash they have seen.
+            kind = data.get("type")
+            log.warning("no installed plugin handles this auth file", file=path.name, type=str(kind) if kind else None)
         if cred is not None:
             for key in ("access_token", "refresh_token", "api_key"):
                 value = data.get(key)
@@ -236,6 +238,10 @@ class Runtime:
         self.settings = new
         for warning in new.warnings:
             log.warning(warning)
+        already = inactive_settings(old)
+        for notice in inactive_settings(new):
+            if notice not in already:  # said at startup or at an earlier reload
+                log.warning(notice)
         if Path(os.path.abspath(new.auth_path)) != Path(os.path.abspath(old.auth_path)):
             log.info("auth-dir changed; rescanning", auth_dir=str(new.auth_path))
             self.scan_auth_dir()
@@ -304,6 +310,18 @@ class Runtime:
             credentials=len(self.pool.credentials()),
         )
         return diff
+
+    def rescan_auth_dir(self) -> PoolDiff | None:
+        """Catch up with auth-dir after a time it was not watched (it just appeared, the watcher restarted).
+
+        Files added, changed or removed meanwhile are applied and reported like any change; files whose
+        content is unchanged cost one read and are not reported again.
+        """
+        directory = self.auth_dir
+        paths = {Path(k) for k in self._file_hashes if Path(k).parent == directory}
+        if directory.is_dir():
+            paths.update(p for p in directory.iterdir() if is_auth_file(p.name) and p.is_file())
+        return self.reload_auth_files(sorted(paths)) if paths else None
 
     def note_auth_file(self, path: Path, raw: bytes) -> Credential | None:
         """We just wrote ``path`` (a refreshed token): record it so the watcher's event is a no-op.

@@ -4,7 +4,9 @@ The *parent directory* of config.yaml is watched (not the file), so editors that
 and renaming it over the original keep being noticed; events are filtered by name. auth-dir is watched
 non-recursively for top-level ``*.json``. watchfiles debounces bursts (an editor's truncate + write, an atomic
 replace's create + rename) into one batch, and the runtime skips files whose content hash did not change, so
-our own writes (refreshed tokens) and no-op saves cost nothing.
+our own writes (refreshed tokens) and no-op saves cost nothing. Each time a watch of auth-dir begins (at
+startup, when the directory appears, after a restart), auth-dir is rescanned once, so files that arrived
+while nothing watched are loaded, or reported when no plugin handles them, like any other change.
 """
 
 from __future__ import annotations
@@ -114,12 +116,24 @@ class ReloadWatcher:
             recursive=False,
             force_polling=self.force_polling,
         )
+        caught_up = not auth_exists
         async with contextlib.aclosing(watcher):
             async for changes in watcher:
+                if not caught_up:
+                    # The OS watch is in place now (first yield): whatever arrived in auth-dir before it, e.g.
+                    # files copied in right after the directory was created, is picked up and reported here.
+                    caught_up = True
+                    self._catch_up()
                 if changes:
                     self.handle(changes, config, auth_dir)
                 if self._targets() != (config, auth_dir) or self._auth_dir_exists(auth_dir) != auth_exists:
                     return  # auth-dir or config moved (or auth-dir appeared): watch the new places
+
+    def _catch_up(self) -> None:
+        try:
+            self.runtime.rescan_auth_dir()
+        except Exception:
+            log.exception("rescanning auth-dir failed; the running state is kept")
 
     @staticmethod
     def _auth_dir_exists(auth_dir: Path) -> bool:

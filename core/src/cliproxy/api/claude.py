@@ -22,13 +22,13 @@ class ClaudeController(Controller):
     @post("", status_code=200)
     async def messages(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
         body = await request.body()
-        p = probe(body)
+        p = probe(body, "claude")
         result = await execution.handle("claude", body, p.model or "", _claude_streams(p.stream), context(request))
         return to_response(result)
 
     @post("/count_tokens", status_code=200)
     async def count_tokens(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
         body = await request.body()
-        p = probe(body)
+        p = probe(body, "claude", "count_tokens")
         result = await execution.handle("claude", body, p.model or "", False, context(request, "count_tokens"))
         return to_response(result)

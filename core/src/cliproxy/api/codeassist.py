@@ -55,7 +55,7 @@ def _project(body: bytes) -> str:
 async def _generate(request: Request[Any, Any, Any], execution: Any, stream: bool, action: str) -> Response[Any]:
     _check_peer(request)
     body = await request.body()
-    p = probe(body)
+    p = probe(body, "gemini-cli", action)
     result = await execution.handle("gemini-cli", body, p.model or "", stream, context(request, action))
     return to_response(result)
 

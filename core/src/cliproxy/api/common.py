@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeAlias
 
 import msgspec
@@ -43,21 +44,116 @@ class Probe(msgspec.Struct):
     stream: Any = None
 
 
-_probe_decoder = msgspec.json.Decoder(Probe)
+# What each dialect's API requires at the top level of a request, checked before any upstream call so a
+# malformed request gets a 400 in the caller's shape on the pass-through path too (which forwards the body
+# without decoding it). Only the structure is typed: message contents stay raw bytes, so this costs one
+# scan of the body, which msgspec makes anyway to find ``model``.
+_Messages = list[dict[str, msgspec.Raw]]
 
 
-def probe(body: bytes) -> Probe:
+class _OpenAIChat(Probe):
+    messages: _Messages | None = None
+
+
+class _OpenAIResponses(Probe):
+    input: str | list[msgspec.Raw] | None = None
+    #: A stored prompt template may stand in for ``input``.
+    prompt: dict[str, msgspec.Raw] | None = None
+
+
+class _Claude(Probe):
+    messages: _Messages | None = None
+    max_tokens: int | None = None
+
+
+class _Gemini(Probe):
+    contents: _Messages | None = None
+    #: countTokens' other form: the whole generate request, wrapped (the wire name, hence camelCase).
+    generateContentRequest: dict[str, msgspec.Raw] | None = None
+
+
+class _GeminiRequest(msgspec.Struct):
+    contents: _Messages | None = None
+
+
+class _GeminiCli(Probe):
+    request: _GeminiRequest | None = None
+
+
+_decoders: dict[str | None, msgspec.json.Decoder[Any]] = {
+    None: msgspec.json.Decoder(Probe),
+    "openai": msgspec.json.Decoder(_OpenAIChat),
+    "openai-response": msgspec.json.Decoder(_OpenAIResponses),
+    "claude": msgspec.json.Decoder(_Claude),
+    "gemini": msgspec.json.Decoder(_Gemini),
+    "gemini-cli": msgspec.json.Decoder(_GeminiCli),
+}
+
+
+def probe(body: bytes, dialect: str | None = None, action: str = "generate") -> Probe:
+    """``model`` and ``stream``, after checking the structure ``dialect``'s API requires (400 if not met)."""
     if not body.strip():
         raise ProxyError(400, "request body is empty; expected a JSON object")
     try:
-        p = _probe_decoder.decode(body)
-    except msgspec.ValidationError:
-        raise ProxyError(400, "request body must be a JSON object") from None
+        p: Probe = _decoders.get(dialect, _decoders[None]).decode(body)
+    except msgspec.ValidationError as exc:
+        raise ProxyError(400, _shape_error(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise ProxyError(400, f"request body is not valid JSON: {exc}") from None
     if p.model is not None and not isinstance(p.model, str):
         raise ProxyError(400, "model: expected a string")
+    problem = _missing(p, action)
+    if problem:
+        raise ProxyError(400, problem)
     return p
+
+
+def _missing(p: Probe, action: str) -> str | None:
+    if isinstance(p, (_OpenAIChat, _Claude)):
+        if p.messages is None:
+            return "messages: required (an array of message objects)"
+        if not p.messages:
+            return "messages: must contain at least one message"
+        if isinstance(p, _Claude) and action == "generate":
+            if p.max_tokens is None:
+                return "max_tokens: required (the most tokens the answer may have)"
+            if p.max_tokens < 1:
+                return f"max_tokens: must be at least 1, got {p.max_tokens}"
+    elif isinstance(p, _OpenAIResponses):
+        if p.input is None and p.prompt is None:
+            return "input: required (a string or an array of input items)"
+    elif isinstance(p, _Gemini):
+        if not p.contents and not (action == "count_tokens" and p.generateContentRequest is not None):
+            return "contents: required (a non-empty array of Content objects)"
+    elif isinstance(p, _GeminiCli):
+        if p.request is None:
+            return "request: required (the generateContent request object)"
+        if not p.request.contents:
+            return "request.contents: required (a non-empty array of Content objects)"
+    return None
+
+
+_TYPE_WORDS = {
+    "array": "an array",
+    "object": "an object",
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "null": "null",
+}
+_VALIDATION = re.compile(r"^Expected `([^`]+)`, got `([^`]+)` - at `\$\.?([^`]*)`$")
+
+
+def _shape_error(msg: str) -> str:
+    """msgspec's ``Expected `array | null`, got `str` - at `$.messages` `` in the caller's words."""
+    m = _VALIDATION.match(msg)
+    if m is None:
+        return "request body must be a JSON object" if "at `$`" in msg or "$" not in msg else msg
+    wanted = [_TYPE_WORDS.get(t.strip(), t.strip()) for t in m.group(1).split("|") if t.strip() != "null"]
+    got = _TYPE_WORDS.get(m.group(2), m.group(2))
+    where = m.group(3) or "request body"
+    return f"{where}: expected {' or '.join(wanted)}, got {got}"
 
 
 def context(request: Request[Any, Any, Any], action: str = "generate") -> RequestContext:

@@ -18,7 +18,7 @@ from ..errors import ProxyError
 from ..execute import StreamAnswer
 from ..registries import ModelInfo
 from ..sse import SSEParser
-from .common import Exec, Models, Pool, context, to_response, visible_models
+from .common import Exec, Models, Pool, context, probe, to_response, visible_models
 
 __all__ = ["GeminiController", "GeminiV1Controller", "gemini_model", "split_model_action"]
 
@@ -80,6 +80,7 @@ async def _generate(request: Request[Any, Any, Any], execution: Any, path: str) 
         )
     kind, stream = ACTIONS[action]
     body = await request.body()
+    probe(body, "gemini", kind)  # the model is in the path; this checks the body's structure
     result = await execution.handle("gemini", body, model, stream, context(request, kind))
     alt = request.query_params.get("alt") or request.query_params.get("$alt") or ""
     if isinstance(result, StreamAnswer) and alt not in ("", "sse"):

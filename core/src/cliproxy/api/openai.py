@@ -52,14 +52,14 @@ class OpenAIController(Controller):
     @post("/chat/completions", status_code=200)
     async def chat_completions(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
         body = await request.body()
-        p = probe(body)
+        p = probe(body, "openai")
         result = await execution.handle("openai", body, p.model or "", p.stream is True, context(request))
         return to_response(result)
 
     @post("/responses", status_code=200)
     async def responses(self, request: Request[Any, Any, Any], execution: Exec) -> Response[Any]:
         body = await request.body()
-        p = probe(body)
+        p = probe(body, "openai-response")
         result = await execution.handle("openai-response", body, p.model or "", p.stream is True, context(request))
         return to_response(result)
 

@@ -95,6 +95,9 @@ class Codec(ABC):
     #: Whether upstreams of this dialect answer token counts (see :meth:`decode_count_tokens_response`); when
     #: not, the pipeline estimates locally.
     counts_tokens: bool = False
+    #: Where answers name the model: the JSON key, its path in a whole response and in a stream event. The
+    #: identity path uses it to answer with the name the client asked for instead of the upstream's.
+    model_paths: tuple[str, tuple[str, ...], tuple[str, ...]] = ("model", ("model",), ("model",))
 
     # ------------------------------------------------------------------ IR mapping
 

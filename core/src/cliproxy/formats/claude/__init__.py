@@ -42,6 +42,7 @@ class ClaudeCodec(Codec):
 
     name = NAME
     counts_tokens = True
+    model_paths = ("model", ("model",), ("message", "model"))
 
     def decode_request(self, body: bytes) -> ir.Request:
         return decode_request(body)

@@ -70,6 +70,7 @@ class GeminiCodec(Codec):
 
     name = NAME
     counts_tokens = True
+    model_paths = ("modelVersion", ("modelVersion",), ("modelVersion",))
 
     def decode_request(self, body: bytes) -> ir.Request:
         return decode_request(body)

@@ -48,6 +48,7 @@ class GeminiCLICodec(Codec):
 
     name = NAME
     counts_tokens = True
+    model_paths = ("modelVersion", ("response", "modelVersion"), ("response", "modelVersion"))
 
     def decode_request(self, body: bytes) -> ir.Request:
         try:

@@ -41,6 +41,7 @@ class OpenAIResponsesCodec(Codec):
     """
 
     name = NAME
+    model_paths = ("model", ("model",), ("response", "model"))
 
     def decode_request(self, body: bytes) -> ir.Request:
         return decode_request(body)
