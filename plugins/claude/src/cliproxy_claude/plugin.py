@@ -1,22 +1,29 @@
-"""Hook implementations of the claude plugin: catalog, executor, ``claude-api-key`` entries, and Claude Code
-subscription logins (``cliproxy login claude``) with their ``type: claude`` auth files."""
+"""Hook implementations of the claude plugin: the ``claude-api-key`` section, catalog, executor, credentials,
+and Claude Code subscription logins (``cliproxy login claude``) with their ``type: claude`` auth files."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cliproxy import hookimpl
 from cliproxy.config import Settings
 from cliproxy.credentials import Credential, api_key_credentials
 from cliproxy.protocols import Executor, ExecutorServices
-from cliproxy.registries import AuthenticatorRegistrar, ExecutorRegistrar, ModelRegistrar
+from cliproxy.provider_config import ProviderKey
+from cliproxy.registries import AuthenticatorRegistrar, ConfigRegistrar, ExecutorRegistrar, ModelRegistrar
 
 from .executor import ClaudeExecutor
 from .models import CATALOG, PROVIDER
 from .oauth import ClaudeAuthenticator, credential_from_data
 
 EXECUTOR = "claude"
+CONFIG_KEY: Final = "claude-api-key"
+
+
+@hookimpl
+def register_config(register: ConfigRegistrar) -> None:
+    register(CONFIG_KEY, list[ProviderKey], default=[])
 
 
 @hookimpl
@@ -40,10 +47,14 @@ def register_authenticators(register: AuthenticatorRegistrar) -> None:
 
 @hookimpl
 def credentials_from_config(settings: Settings) -> list[Credential]:
-    """One credential per ``claude-api-key`` entry; ids hash the key and base URL (``claude:apikey:<hash>``)."""
+    """One credential per ``claude-api-key`` entry.
+
+    Ids hash ``claude:apikey`` with the key and base URL, the way CLIProxyAPI named them, so an entry keeps its
+    id (and its cooldowns) across reloads.
+    """
     return api_key_credentials(
-        settings.claude_api_key,
-        section="claude-api-key",
+        settings.section(CONFIG_KEY) or [],
+        section=CONFIG_KEY,
         provider=PROVIDER,
         executor=EXECUTOR,
         catalog=CATALOG,
