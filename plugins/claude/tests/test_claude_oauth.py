@@ -534,3 +534,19 @@ async def test_the_subscription_fake_refuses_what_anthropic_refuses(upstream: Up
     assert "OAuth authentication is currently not supported" in no_beta.text
     assert no_identity.status_code == 400 and "only authorized for use with Claude Code" in no_identity.text
     assert ok.status_code == 200
+
+
+async def test_an_answer_without_expires_in_is_not_due_again_at_once(tmp_path: Path, upstream: Upstream) -> None:
+    upstream.oauth.add_refresh_token("sk-ant-ort01-x")
+    upstream.oauth.token_extra = {"expires_in": None}
+    cred = Credential(id="c", provider="claude", executor="claude", metadata={"refresh_token": "sk-ant-ort01-x"})
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(upstream.config(tmp_path / "auth"))
+    base = HttpClients()
+    try:
+        fresh = await ClaudeAuthenticator().refresh(cred, CredentialHttp(base, None, load_settings(cfg)))
+    finally:
+        await base.aclose()
+    lead = ClaudeAuthenticator.refresh_lead
+    assert lead is not None
+    assert datetime.fromisoformat(fresh.metadata["expired"]) > datetime.now(UTC) + lead + timedelta(hours=3)

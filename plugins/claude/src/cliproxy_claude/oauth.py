@@ -63,6 +63,7 @@ SCOPES: Final = "user:profile user:inference user:sessions:claude_code user:mcp_
 CALLBACK_PORT: Final = 54545
 CALLBACK_PATH: Final = "/callback"
 #: Access tokens live about 8 hours; refreshing 4 hours ahead leaves room for a failing token endpoint.
+TOKEN_LIFETIME: Final = timedelta(hours=8)
 REFRESH_LEAD: Final = timedelta(hours=4)
 
 
@@ -179,7 +180,9 @@ def _expires_in(token: Mapping[str, Any]) -> float:
     value = token.get("expires_in")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
-    return 3600.0  # unknown lifetime: assume short, so the refresher renews it early rather than late
+    # Unknown lifetime: assume Anthropic's usual 8 hours. Assuming less than the refresh lead would make every
+    # fresh token look due at once (a refresh loop); a token that dies earlier is refreshed on its first 401.
+    return float(TOKEN_LIFETIME.total_seconds())
 
 
 class ClaudeAuthenticator:
