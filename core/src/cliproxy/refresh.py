@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from .config import Settings
 from .credentials import Credential
 from .credentials_store import atomic_write
 from .http import HttpClients
@@ -98,12 +99,17 @@ class CredentialHttp(HttpClients):
 
     The reference refreshed through the global proxy only, which fails where just the per-key proxy reaches
     the token endpoint; with this view ``http.client()`` inside an authenticator already goes the right way.
+    ``settings`` are the live settings at refresh time, so an authenticator honours ``endpoints.<provider>``
+    overrides (``token-url``) that were edited after startup.
     """
 
-    def __init__(self, base: HttpClients, proxy_url: str | None) -> None:  # no super(): shares base's clients
+    def __init__(
+        self, base: HttpClients, proxy_url: str | None, settings: Settings | None = None
+    ) -> None:  # no super(): shares base's clients
         self._base = base
         self._proxy = proxy_url or None
         self.default_proxy = self._proxy or base.default_proxy
+        self.settings = settings
 
     def client(self, proxy_url: str | None = None) -> httpx.AsyncClient:
         return self._base.client(proxy_url or self._proxy)
@@ -248,7 +254,8 @@ class TokenRefresher:
             return None
         name = cred.label or cred.id
         try:
-            fresh = await auth.refresh(cred, CredentialHttp(self.runtime.http, cred.proxy_url))
+            http = CredentialHttp(self.runtime.http, cred.proxy_url, self.runtime.settings)
+            fresh = await auth.refresh(cred, http)
             if not isinstance(fresh, Credential):
                 raise TypeError(f"authenticator returned {type(fresh).__name__}, not a Credential")
         except asyncio.CancelledError:

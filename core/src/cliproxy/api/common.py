@@ -20,11 +20,24 @@ from ..registries import ModelInfo
 __all__ = ["Exec", "Models", "Pool", "Probe", "context", "probe", "to_response", "visible_models"]
 
 #: Headers a client sends that some upstream may need; everything else (auth!) is never forwarded.
+#: The ``x-stainless-*``/``x-app``/session ones are Claude Code's fingerprint, which a Claude Code OAuth
+#: upstream passes on when the client *is* Claude Code.
 FORWARD_HEADERS = (
     "anthropic-beta",
     "anthropic-version",
+    "anthropic-dangerous-direct-browser-access",
     "user-agent",
+    "x-app",
+    "x-claude-code-session-id",
+    "x-stainless-arch",
     "x-stainless-helper-method",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
     "openai-beta",
     "session_id",
     "conversation_id",

@@ -1,9 +1,13 @@
 """Executor for the Anthropic Messages API: ``POST <base>/v1/messages?beta=true`` (and ``/count_tokens``).
 
-API keys only for now. The Claude Code OAuth quirks of the reference (Bearer token, the ``claude-code``/
-``oauth`` betas, ``X-Stainless-*`` fingerprint headers, the "You are Claude Code" system block) belong to OAuth
-credentials; subclasses add them through :meth:`ClaudeExecutor.required_betas`,
-:meth:`ClaudeExecutor.fingerprint_headers` and :meth:`ClaudeExecutor.rewrite_body`.
+One executor serves both kinds of Claude credentials, told apart by :func:`is_oauth` everywhere (at load, at
+reload, after a refresh) so a credential never switches between the two behaviours:
+
+* API keys (``claude-api-key``): ``x-api-key`` on api.anthropic.com, the body as the client (or codec) wrote it.
+* Claude Code subscription tokens (``type: claude`` auth files, or an ``sk-ant-oat`` token pasted as a key):
+  ``Authorization: Bearer``, the ``oauth-2025-04-20`` beta merged into the client's betas, Claude Code's
+  headers, and its identity line prepended to the system prompt (see :mod:`.claude_code`). Their base URL is
+  ``endpoints.claude.api-url``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,24 @@ from cliproxy.credentials import Credential
 from cliproxy.errors import UpstreamError, upstream_message
 from cliproxy.formats.claude import CODEC as CLAUDE
 from cliproxy.formats.claude import error_status
-from cliproxy.protocols import UpstreamCall
+from cliproxy.http import HttpClients
+from cliproxy.oauth import endpoint
+from cliproxy.protocols import ExecutorServices, UpstreamCall
 from cliproxy.sse import SSEEvent
-from cliproxy.upstream import HttpExecutor
+from cliproxy.upstream import HttpExecutor, retry_after_header
 
-__all__ = ["ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "ClaudeExecutor", "merge_betas", "set_header"]
+from . import claude_code
+from .ratelimit import ratelimit_reset
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "DEFAULT_BASE_URL",
+    "ClaudeExecutor",
+    "access_token",
+    "is_oauth",
+    "merge_betas",
+    "set_header",
+]
 
 DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
 ANTHROPIC_VERSION: Final = "2023-06-01"
@@ -54,36 +71,57 @@ def merge_betas(*groups: str | tuple[str, ...] | None) -> str:
     return ",".join(out)
 
 
+def access_token(cred: Credential) -> str | None:
+    """The OAuth access token of a subscription credential (auth files keep it in the metadata)."""
+    token = cred.metadata.get("access_token")
+    return token if isinstance(token, str) and token else None
+
+
+def is_oauth(cred: Credential) -> bool:
+    """Is ``cred`` a Claude Code subscription token? The one test every code path uses."""
+    if cred.api_key:
+        return cred.api_key.startswith("sk-ant-oat")
+    return access_token(cred) is not None
+
+
 class ClaudeExecutor(HttpExecutor):
     name = "claude"
     wire_format = "claude"
 
-    # ------------------------------------------------------------------ extension points (OAuth issue)
+    def __init__(self, http: HttpClients, services: ExecutorServices | None = None) -> None:
+        super().__init__(http)
+        #: Live settings holder (a config reload swaps ``services.settings``): ``endpoints.claude.api-url``.
+        self.services = services
+
+    # ------------------------------------------------------------------ what OAuth credentials add
 
     def required_betas(self, call: UpstreamCall, cred: Credential) -> tuple[str, ...]:
-        """Betas this credential needs on every call; API keys need none (OAuth adds ``oauth-2025-04-20`` ...)."""
-        return ()
+        """Betas this credential needs on every call: none for API keys, ``oauth-2025-04-20`` ... for OAuth."""
+        return claude_code.oauth_betas(call) if is_oauth(cred) else ()
 
     def fingerprint_headers(self, call: UpstreamCall, cred: Credential) -> dict[str, str]:
-        """Client-identity headers; API keys send none, Claude Code OAuth tokens send the CLI's set."""
-        return {}
+        """Client-identity headers: none for API keys, Claude Code's for OAuth tokens."""
+        return claude_code.fingerprint(call) if is_oauth(cred) else {}
 
     def rewrite_body(self, data: dict[str, Any], call: UpstreamCall, cred: Credential) -> bool:
-        """Edit the decoded body in place and return ``True`` if it changed.
-
-        Hook point for the Claude Code identity system block, which only OAuth tokens need: API-key bodies are
-        sent as the client (or codec) wrote them.
-        """
-        return False
+        """Prepend Claude Code's identity to an OAuth call's system prompt; API-key bodies stay as written."""
+        return is_oauth(cred) and claude_code.with_identity(data, call.body)
 
     def needs_body_rewrite(self, call: UpstreamCall, cred: Credential) -> bool:
-        """Whether :meth:`rewrite_body` must run; ``False`` keeps the body bytes untouched (no decode)."""
-        return False
+        """Only an OAuth call whose prompt lacks the identity is decoded; everything else goes out as is."""
+        return is_oauth(cred) and not claude_code.system_has_identity(call.body)
+
+    def base_url(self, cred: Credential) -> str:
+        if cred.base_url:
+            return cred.base_url
+        if self.services is not None and is_oauth(cred):
+            return endpoint(self.services.settings, "claude", "api-url", DEFAULT_BASE_URL)
+        return DEFAULT_BASE_URL
 
     # ------------------------------------------------------------------ HttpExecutor hooks
 
     def url(self, call: UpstreamCall, cred: Credential) -> str:
-        base = (cred.base_url or DEFAULT_BASE_URL).rstrip("/")
+        base = self.base_url(cred).rstrip("/")
         path = "/v1/messages/count_tokens" if call.action == "count_tokens" else "/v1/messages"
         return f"{base}{path}?beta=true"
 
@@ -115,8 +153,8 @@ class ClaudeExecutor(HttpExecutor):
         third-party Anthropic-compatible hosts accept Bearer (and ``sk-ant-oat`` OAuth tokens pasted as keys
         must stay Bearer).
         """
-        token = cred.api_key or cred.metadata.get("access_token")
-        if not token or not isinstance(token, str):
+        token = cred.api_key or access_token(cred)
+        if not token:
             return {}
         if cred.api_key and _is_api_key(cred.api_key, cred.base_url):
             return {"x-api-key": token}
@@ -135,6 +173,14 @@ class ClaudeExecutor(HttpExecutor):
         if not isinstance(data, dict):
             return body
         return _encode(data) if self.rewrite_body(data, call, cred) else body
+
+    def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
+        """``Retry-After``, else when the exhausted ``anthropic-ratelimit-*`` window reopens: a subscription's
+        used-up 5-hour window answers 429 without ``Retry-After``, so the headers are the only hint."""
+        if status != 429 or retry_after_header(headers) is not None:
+            return super().retry_after_hint(status, headers, body)
+        reset = ratelimit_reset(headers)
+        return reset if reset is not None else super().retry_after_hint(status, headers, body)
 
     def first_event_error(self, ev: SSEEvent) -> UpstreamError | None:
         """An ``event: error`` before any content is raised, so the request can still fail over (529 ...)."""

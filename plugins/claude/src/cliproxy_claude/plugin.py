@@ -1,18 +1,21 @@
-"""Hook implementations of the claude plugin: the ``claude-api-key`` section, catalog, executor, credentials."""
+"""Hook implementations of the claude plugin: the ``claude-api-key`` section, catalog, executor, credentials,
+and Claude Code subscription logins (``cliproxy login claude``) with their ``type: claude`` auth files."""
 
 from __future__ import annotations
 
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from cliproxy import hookimpl
 from cliproxy.config import Settings
 from cliproxy.credentials import Credential, api_key_credentials
 from cliproxy.protocols import Executor, ExecutorServices
 from cliproxy.provider_config import ProviderKey
-from cliproxy.registries import ConfigRegistrar, ExecutorRegistrar, ModelRegistrar
+from cliproxy.registries import AuthenticatorRegistrar, ConfigRegistrar, ExecutorRegistrar, ModelRegistrar
 
 from .executor import ClaudeExecutor
 from .models import CATALOG, PROVIDER
+from .oauth import ClaudeAuthenticator, credential_from_data
 
 EXECUTOR = "claude"
 CONFIG_KEY: Final = "claude-api-key"
@@ -32,9 +35,14 @@ def register_models(register: ModelRegistrar, settings: Settings) -> None:
 @hookimpl
 def register_executors(register: ExecutorRegistrar, settings: Settings) -> None:
     def factory(services: ExecutorServices) -> Executor:
-        return ClaudeExecutor(services.http)
+        return ClaudeExecutor(services.http, services)
 
     register(EXECUTOR, factory)
+
+
+@hookimpl
+def register_authenticators(register: AuthenticatorRegistrar) -> None:
+    register(ClaudeAuthenticator())
 
 
 @hookimpl
@@ -52,3 +60,11 @@ def credentials_from_config(settings: Settings) -> list[Credential]:
         catalog=CATALOG,
         attributes={"owned_by": "anthropic", "model_type": "claude"},
     )
+
+
+@hookimpl
+def credential_from_file(path: Path, data: dict[str, Any]) -> Credential | None:
+    """``type: claude`` files, as ``cliproxy login claude`` and CLIProxyAPI's ``--claude-login`` write them."""
+    if str(data.get("type") or "").lower() != PROVIDER:
+        return None
+    return credential_from_data(path, data)
