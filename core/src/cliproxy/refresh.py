@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from .config import Settings
 from .credentials import Credential
 from .credentials_store import atomic_write
 from .http import HttpClients
@@ -98,12 +99,17 @@ class CredentialHttp(HttpClients):
 
     The reference refreshed through the global proxy only, which fails where just the per-key proxy reaches
     the token endpoint; with this view ``http.client()`` inside an authenticator already goes the right way.
+    ``settings`` are the live settings, so a refresh honours ``endpoints.<provider>.token-url`` overrides made
+    after startup (authenticators are registered before any config is read).
     """
 
-    def __init__(self, base: HttpClients, proxy_url: str | None) -> None:  # no super(): shares base's clients
+    def __init__(
+        self, base: HttpClients, proxy_url: str | None, settings: Settings | None = None
+    ) -> None:  # no super(): shares base's clients
         self._base = base
         self._proxy = proxy_url or None
         self.default_proxy = self._proxy or base.default_proxy
+        self.settings = settings
 
     def client(self, proxy_url: str | None = None) -> httpx.AsyncClient:
         return self._base.client(proxy_url or self._proxy)
@@ -192,11 +198,15 @@ class TokenRefresher:
             return False
         lead = auth.refresh_lead.total_seconds()
         expiry = token_expiry(cred.metadata)
-        if expiry is not None:
-            return expiry - now <= lead
         last = (st.refreshed_at if st is not None and st.refreshed_at else None) or parse_time(
             cred.metadata.get("last_refresh")
         )
+        if expiry is not None:
+            if last is not None and last < expiry:
+                # A token that lives shorter than the lead (Codex's lead is 5 days) would otherwise be refreshed
+                # again on every tick; refresh it at half its life instead.
+                lead = min(lead, (expiry - last) / 2)
+            return expiry - now <= lead
         if last is not None:
             return now - last >= lead
         return True
@@ -248,7 +258,7 @@ class TokenRefresher:
             return None
         name = cred.label or cred.id
         try:
-            fresh = await auth.refresh(cred, CredentialHttp(self.runtime.http, cred.proxy_url))
+            fresh = await auth.refresh(cred, CredentialHttp(self.runtime.http, cred.proxy_url, self.runtime.settings))
             if not isinstance(fresh, Credential):
                 raise TypeError(f"authenticator returned {type(fresh).__name__}, not a Credential")
         except asyncio.CancelledError:
