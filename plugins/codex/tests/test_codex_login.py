@@ -182,7 +182,12 @@ def start_cli(tmp_path: Path, base: str, *args: str) -> tuple[subprocess.Popen[s
     cfg.write_text(f"auth-dir: {tmp_path / 'auths'}\n" + endpoints_yaml(base))
     argv = [BIN, *args, "--no-browser", "--config", str(cfg), "--callback-port", str(free_port())]
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -204,7 +209,7 @@ def test_cli_login_as_a_user_runs_it(
     proc, url = start_cli(tmp_path, base, *args)
     assert url.startswith(f"{base}/oauth/authorize?client_id={CLIENT_ID}&")
     answer = follow_login_url(url)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert answer.status_code == 200, answer.text
     assert proc.returncode == 0, err
     path = tmp_path / "auths" / f"codex-{EMAIL}.json"
@@ -215,7 +220,9 @@ def test_cli_login_as_a_user_runs_it(
     assert fake.problems == []
 
 
-def test_cli_login_with_a_forged_state_writes_nothing(tmp_path: Path, auth_in_thread: tuple[FakeOpenAIAuth, str]) -> None:
+def test_cli_login_with_a_forged_state_writes_nothing(
+    tmp_path: Path, auth_in_thread: tuple[FakeOpenAIAuth, str]
+) -> None:
     fake, base = auth_in_thread
     proc, url = start_cli(tmp_path, base, "login", "codex")
     try:
