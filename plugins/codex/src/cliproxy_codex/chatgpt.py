@@ -27,6 +27,7 @@ __all__ = [
     "UNSUPPORTED_FIELDS",
     "OutputCollector",
     "error_detail",
+    "reset_wait",
     "shape_request",
     "usage_limit",
 ]
@@ -116,23 +117,37 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def usage_limit(headers: Mapping[str, str], body: bytes) -> tuple[str, float | None] | None:
-    """``(error type, seconds until the plan window resets)`` for a usage-limit answer, else ``None``.
-
-    The body says ``resets_in_seconds`` (older answers) or ``resets_at`` (epoch seconds); the
-    ``x-codex-primary-reset-after-seconds`` header says it too. ``usage_not_included`` (the plan has no
-    Codex at all) comes back with no reset time.
-    """
+def _error_object(body: bytes) -> dict[str, Any] | None:
     try:
         data = _decode(body[:65536])
     except msgspec.DecodeError:
         return None
     err = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(err, dict):
+    return err if isinstance(err, dict) else None
+
+
+def usage_limit(headers: Mapping[str, str], body: bytes) -> tuple[str, float | None] | None:
+    """``(error type, seconds until the plan window resets)`` for a usage-limit answer, else ``None``.
+
+    ``usage_limit_reached`` says when the window resets (see :func:`reset_wait`); ``usage_not_included`` (the
+    plan has no Codex at all) has no reset time.
+    """
+    err = _error_object(body)
+    if err is None:
         return None
     kind = err.get("type") or err.get("code") or err.get("error_type")
     if kind not in ("usage_limit_reached", "usage_not_included"):
         return None
+    return str(kind), reset_wait(headers, body)
+
+
+def reset_wait(headers: Mapping[str, str], body: bytes) -> float | None:
+    """Seconds until the backend takes the account back, from its error body or headers, if it says.
+
+    The error states ``resets_in_seconds`` (older answers) or ``resets_at`` (epoch seconds); the
+    ``x-codex-primary-reset-after-seconds`` header states it too.
+    """
+    err = _error_object(body) or {}
     wait = _number(err.get("resets_in_seconds"))
     if wait is None:
         at = _number(err.get("resets_at"))
@@ -140,9 +155,7 @@ def usage_limit(headers: Mapping[str, str], body: bytes) -> tuple[str, float | N
             wait = at - time.time()
     if wait is None:
         wait = _number(headers.get("x-codex-primary-reset-after-seconds"))
-    if wait is not None:
-        wait = max(0.0, math.ceil(wait))
-    return str(kind), wait
+    return None if wait is None else float(max(0, math.ceil(wait)))
 
 
 class OutputCollector:

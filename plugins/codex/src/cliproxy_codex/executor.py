@@ -18,16 +18,15 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from cliproxy.api.errors import upstream_message
 from cliproxy.credentials import Credential
-from cliproxy.errors import ProxyError, UpstreamError
+from cliproxy.errors import ProxyError, UpstreamError, upstream_message
 from cliproxy.http import HttpClients
 from cliproxy.oauth import endpoint
 from cliproxy.protocols import ExecutorServices, UpstreamCall, UpstreamResponse
 from cliproxy.sse import SSEEvent
-from cliproxy.upstream import HttpExecutor, retry_after_hint
+from cliproxy.upstream import HttpExecutor, retry_after_header, retry_hint_in_text
 
-from .chatgpt import OutputCollector, error_detail, shape_request, usage_limit
+from .chatgpt import OutputCollector, error_detail, reset_wait, shape_request, usage_limit
 from .models import PROVIDER, split_effort
 
 __all__ = [
@@ -194,22 +193,30 @@ class CodexExecutor(HttpExecutor):
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """The backend's own answers: ``{"detail": ...}`` rule errors and plan usage limits.
 
-        ``usage_limit_reached`` cools the account until its plan window resets (``resets_in_seconds``);
-        ``usage_not_included`` (a plan without Codex) becomes 403, so the account rests long instead of being
-        retried like a rate limit.
+        ``usage_limit_reached`` (429) cools the account until its plan window resets (see
+        ``retry_after_hint``); ``usage_not_included`` (a plan without Codex) becomes 403, so the account rests
+        long instead of being retried like a rate limit.
         """
-        limit = usage_limit(headers, body) if status in (402, 403, 429) else None
-        if limit is not None:
-            kind, wait = limit
-            message = upstream_message(body, kind)
-            if kind == "usage_not_included":
-                return UpstreamError(403, message, body=body)
-            return UpstreamError(429, message, body=body, retry_after=wait if wait is not None else None)
+        limit = usage_limit(headers, body) if status in (403, 429) else None
+        if limit is not None and limit[0] == "usage_not_included":
+            return UpstreamError(403, upstream_message(body, limit[0]), body=body)
         detail = error_detail(body)
         if detail is not None:
-            hint = retry_after_hint(headers, body) if status == 429 else None
-            return UpstreamError(status, detail, body=body, retry_after=hint)
+            return UpstreamError(status, detail, body=body, retry_after=self.retry_after_hint(status, headers, body))
         return super().error(status, headers, body)
+
+    def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
+        """``Retry-After`` if sent, else when the plan's usage window resets, else a wait stated in the text.
+
+        A ``usage_limit_reached`` answer says ``resets_in_seconds`` (older answers), ``resets_at`` (epoch) or
+        ``x-codex-primary-reset-after-seconds``; the pool cools the account that long (clamped).
+        """
+        if status != 429:
+            return None
+        hint = retry_after_header(headers)
+        if hint is None:
+            hint = reset_wait(headers, body)
+        return hint if hint is not None else retry_hint_in_text(body)
 
     def first_event_error(self, ev: SSEEvent) -> UpstreamError | None:
         """A stream that fails at once (``error`` / ``response.failed`` first) still lets the pool fail over."""
@@ -271,8 +278,7 @@ class CodexExecutor(HttpExecutor):
             status = 400
         else:
             status = 502
-        hint = None
-        if status == 429:
-            limit = usage_limit({}, _encode({"error": err}))
-            hint = limit[1] if limit is not None else retry_after_hint({}, raw)
+        hint = self.retry_after_hint(status, {}, _encode({"error": err})) if status == 429 else None
+        if status == 429 and hint is None:
+            hint = retry_hint_in_text(raw)
         return UpstreamError(status, message, body=raw, retry_after=hint)
