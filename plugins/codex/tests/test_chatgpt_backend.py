@@ -282,6 +282,9 @@ async def test_every_sdk_reaches_the_backend_with_the_accounts_token(
         )
         assert [b.text for b in msg.content if b.type == "text"] == ["claude answer"]
         assert fake.last.json["instructions"] == "Reply in one line."
+        # The backend cannot count tokens: the count is estimated locally, the account is not asked.
+        count = await an.messages.count_tokens(model="gpt-5-codex", messages=[{"role": "user", "content": "hi"}])
+        assert count.input_tokens > 0
 
         fake.script(Reply(text="gemini answer"))
         ge = genai.Client(api_key=CLIENT_KEY, http_options=genai_types.HttpOptions(base_url=proxy.url))
