@@ -54,7 +54,7 @@ def free_port() -> int:
 class AcmeLogin(RedirectLogin):
     """A typical PKCE authorization-code login, as the Claude and Codex plugins write theirs."""
 
-    def __init__(self, base: str, port: int, timeout: float) -> None:
+    def __init__(self, base: str, port: int, timeout: float, success_path: str | None = None) -> None:
         self.base = base
         self.verifier, challenge = pkce_pair()
         state = new_state()
@@ -73,6 +73,7 @@ class AcmeLogin(RedirectLogin):
             url=f"{base}/oauth/authorize?{query}",
             callback_port=port,
             callback_path="/callback",
+            success_path=success_path,
             timeout=timeout,
         )
 
@@ -106,12 +107,12 @@ class AcmeAuth:
     login_names = ("acme", "acme-ai")
     refresh_lead: timedelta | None = None
 
-    def __init__(self, base: str, port: int, timeout: float = 20.0) -> None:
-        self.base, self.port, self.timeout = base, port, timeout
+    def __init__(self, base: str, port: int, timeout: float = 20.0, success_path: str | None = None) -> None:
+        self.base, self.port, self.timeout, self.success_path = base, port, timeout, success_path
 
     async def start_login(self, opts: LoginOptions, ctx: LoginContext) -> PendingLogin:
         base = endpoint(ctx.settings, "acme", "url", self.base)
-        return AcmeLogin(base, opts.callback_port or self.port, self.timeout)
+        return AcmeLogin(base, opts.callback_port or self.port, self.timeout, self.success_path)
 
     async def refresh(self, cred: Credential, http: HttpClients) -> Credential:
         return cred
@@ -213,6 +214,31 @@ async def test_the_callback_server_answers_only_its_path_and_get() -> None:
         with pytest.raises(LoginError):
             await login_task
     assert (other.status_code, post.status_code, no_state.status_code) == (404, 405, 400)
+
+
+async def test_the_success_page_beside_the_callback_is_served() -> None:
+    fake = FakeOAuthServer(client_id=CLIENT_ID, id_token_claims={})
+    port = free_port()
+    async with fake.serve() as base:
+        auth = AcmeAuth(base, port, success_path="/success")
+        urls: asyncio.Queue[str] = asyncio.Queue()
+        http = HttpClients()
+        ctx = LoginContext(http=http, settings=load_settings(None))
+        login = asyncio.create_task(
+            run_login(auth, LoginOptions(no_browser=True), ctx, show_url=urls.put_nowait, open_browser=lambda _u: False)
+        )
+        url = await urls.get()
+        async with httpx.AsyncClient() as client:
+            waiting = await client.get(f"http://127.0.0.1:{port}/success")
+            post = await client.post(f"http://127.0.0.1:{port}/success")
+            consent = await client.get(url)
+            callback = await client.get(consent.headers["location"])
+            results = await login
+        await http.aclose()
+    assert waiting.status_code == 200 and "still waiting" in waiting.text
+    assert post.status_code == 405
+    assert callback.status_code == 200 and "Login successful" in callback.text  # no redirect: the server stops
+    assert len(results) == 1
 
 
 def test_unsafe_file_names_are_refused(tmp_path: Path) -> None:

@@ -178,12 +178,48 @@ def test_due_follows_refresh_lead(tmp_path: Path) -> None:
     assert not refresher.due(msgspec.structs.replace(cred, metadata={"expired": iso(now - 5)}), now)
 
 
+def test_a_token_shorter_lived_than_the_lead_is_refreshed_at_half_life(tmp_path: Path) -> None:
+    plugin = OAuthPlugin()
+    plugin.auth.refresh_lead = timedelta(days=5)
+    _, refresher = setup(tmp_path, plugin)
+    now = time.time()
+    # Issued now, valid one hour: without the cap every tick would refresh it again.
+    fresh = {"last_refresh": iso(now), "expired": iso(now + 3600)}
+    cred = Credential(id="c", provider=PROVIDER, executor="x", metadata=fresh)
+    assert not refresher.due(cred, now)
+    assert not refresher.due(cred, now + 1700)
+    assert refresher.due(cred, now + 1801)
+    # Long-lived tokens keep the provider's lead.
+    long = {"last_refresh": iso(now), "expired": iso(now + 10 * 86400)}
+    assert not refresher.due(msgspec.structs.replace(cred, metadata=long), now + 4 * 86400)
+    assert refresher.due(msgspec.structs.replace(cred, metadata=long), now + 5 * 86400 + 1)
+
+
 def test_refresh_goes_through_the_credentials_own_proxy() -> None:
     base = HttpClients(default_proxy="http://127.0.0.1:1")
     own = CredentialHttp(base, "http://127.0.0.1:2")
     assert own.client() is base.client("http://127.0.0.1:2")
     assert own.client("http://127.0.0.1:3") is base.client("http://127.0.0.1:3")
     assert CredentialHttp(base, None).client() is base.client()
+    assert own.settings is None
+
+
+async def test_refresh_sees_the_live_settings(tmp_path: Path, oauth: tuple[FakeOAuthServer, str]) -> None:
+    """Authenticators are registered before any config is read: the view carries the settings (endpoints)."""
+    _, token_uri = oauth
+    path = write_auth(tmp_path / "auths", token_uri, expired=time.time() + 3600)
+    plugin = OAuthPlugin()
+    seen: list[Any] = []
+    original = plugin.auth.refresh
+
+    async def spy(cred: Credential, http: HttpClients) -> Credential:
+        seen.append(http.settings if isinstance(http, CredentialHttp) else None)
+        return await original(cred, http)
+
+    plugin.auth.refresh = spy  # type: ignore[method-assign]
+    container, refresher = setup(tmp_path, plugin)
+    assert await refresher.refresh(f"{PROVIDER}:{path.name}") is not None
+    assert seen == [container.runtime().settings]
 
 
 # ---------------------------------------------------------------------------------------------------- refresh

@@ -198,11 +198,15 @@ class TokenRefresher:
             return False
         lead = auth.refresh_lead.total_seconds()
         expiry = token_expiry(cred.metadata)
-        if expiry is not None:
-            return expiry - now <= lead
         last = (st.refreshed_at if st is not None and st.refreshed_at else None) or parse_time(
             cred.metadata.get("last_refresh")
         )
+        if expiry is not None:
+            if last is not None and last < expiry:
+                # A token that lives shorter than the lead (Codex's lead is 5 days) would otherwise be refreshed
+                # again on every tick; refresh it at half its life instead.
+                lead = min(lead, (expiry - last) / 2)
+            return expiry - now <= lead
         if last is not None:
             return now - last >= lead
         return True

@@ -21,6 +21,7 @@ from cliproxy.testing import FakeOpenAIResponses, Reply, serve_on_loopback
 from cliproxy.testing.fakes.base import Conn, Endpoint, Recorded
 from cliproxy.testing.proxy import run_proxy
 from cliproxy_codex import plugin
+from cliproxy_codex.chatgpt import DEFAULT_INSTRUCTIONS
 from cliproxy_codex.executor import INCOMPLETE_STREAM_MESSAGE, CodexExecutor, is_chatgpt_backend
 from cliproxy_codex.models import CATALOG, EFFORT_VARIANTS, by_id, model_rule, split_effort
 
@@ -239,7 +240,8 @@ async def test_chatgpt_backend_non_stream_collects_the_stream(
     resp = await ex.execute(UpstreamCall("gpt-5-codex-high", original, False), backend)
     data = msgspec.json.decode(resp.body)
     assert data["object"] == "response" and data["status"] == "completed"
-    assert data["output"][0]["content"][0]["text"] == "collected answer"
+    [message] = [item for item in data["output"] if item["type"] == "message"]
+    assert message["content"][0]["text"] == "collected answer"
     rec = up.last
     assert rec.path == "/backend-api/codex/responses"
     assert rec.header("authorization") == "Bearer oauth-access-token"
@@ -251,7 +253,8 @@ async def test_chatgpt_backend_non_stream_collects_the_stream(
     assert rec.header("accept") == "text/event-stream"
     sent = rec.json
     assert sent["stream"] is True and sent["store"] is False
-    assert sent["instructions"] == ""
+    assert sent["instructions"] == DEFAULT_INSTRUCTIONS  # the backend requires some; the client sent none
+    assert sent["include"] == ["reasoning.encrypted_content"]
     assert sent["model"] == "gpt-5-codex" and sent["reasoning"] == {"effort": "high"}
     for dropped in ("previous_response_id", "temperature", "max_output_tokens"):
         assert dropped not in sent

@@ -42,6 +42,14 @@ FORWARD_HEADERS = (
     "session_id",
     "conversation_id",
     "originator",
+    # Codex CLI's own fingerprint, which the ChatGPT backend executor passes on (Codex CLI talks to it directly).
+    "version",
+    "session-id",
+    "thread-id",
+    "x-client-request-id",
+    "x-codex-window-id",
+    "x-codex-turn-metadata",
+    "x-codex-beta-features",
 )
 
 

@@ -33,6 +33,9 @@ def _page(title: str, text: str) -> bytes:
     return _PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
 
 
+_SUCCESS = _page("Login successful", "cliproxy saved your login. You can close this window.")
+
+
 class CallbackServer:
     """Serve ``pending.callback_path`` on ``127.0.0.1:<port>`` until a callback with the right state arrives.
 
@@ -123,6 +126,10 @@ class CallbackServer:
             return 400, _page("Bad request", "This request could not be read.")
         method, target, _ = parts
         url = urlsplit(target)
+        if url.path == self.pending.success_path and url.path != self.pending.callback_path:
+            if method != "GET":
+                return 405, _page("Method not allowed", "This page only answers GET.")
+            return self._status()
         if url.path != self.pending.callback_path:
             return 404, _page("Not found", "This is cliproxy's login callback; nothing else lives here.")
         if method != "GET":
@@ -144,4 +151,13 @@ class CallbackServer:
             return 400, _page("Login failed", str(exc))
         if not done.done():
             done.set_result(results)
-        return 200, _page("Login successful", "cliproxy saved your login. You can close this window.")
+        return 200, _SUCCESS
+
+    def _status(self) -> tuple[int, bytes]:
+        """The success page: how the login ended, or that it is still waiting for the callback."""
+        done = self._done
+        if done is None or not done.done():
+            return 200, _page("Waiting", "cliproxy is still waiting for the login to come back from the provider.")
+        if done.cancelled() or done.exception() is not None:
+            return 200, _page("Login failed", "The login did not finish; see cliproxy's output.")
+        return 200, _SUCCESS

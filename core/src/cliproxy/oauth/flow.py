@@ -83,11 +83,15 @@ class RedirectLogin(PendingLogin):
         url: str,
         callback_port: int,
         callback_path: str,
+        success_path: str | None = None,
         timeout: float = LOGIN_TIMEOUT,
     ) -> None:
         super().__init__(provider=provider, state=state, url=url, timeout=timeout)
         self.callback_port = callback_port
         self.callback_path = callback_path
+        #: A page the provider's own CLI serves beside the callback (Codex and Claude: ``/success``); the
+        #: callback server answers it too, with how the login ended.
+        self.success_path = success_path
 
     def callback_state(self, query: Mapping[str, str]) -> str:
         """The state a callback carries; providers that smuggle it elsewhere (``code#state``) override this."""

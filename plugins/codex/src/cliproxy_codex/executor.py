@@ -1,16 +1,15 @@
 """Executor for the OpenAI Responses API: ``POST <base>/responses``.
 
 Two upstreams share it. With an API key the base defaults to ``https://api.openai.com/v1`` and bodies go out as
-the client (or codec) wrote them, apart from effort-suffixed models. The ChatGPT Codex backend
-(``.../backend-api/codex``, OAuth logins) is the service behind the Codex CLI, not the public API: it only
-streams, refuses stored responses, ``previous_response_id`` and sampling limits, requires ``instructions``, and
-expects the Codex CLI's headers. Those quirks apply only when the base URL is that backend.
+the client (or codec) wrote them, apart from effort-suffixed models. ChatGPT logins (``codex-<email>.json``)
+talk to the ChatGPT Codex backend (``endpoints.codex.api-url``, default ``chatgpt.com/backend-api/codex``) as
+Codex CLI does: bearer access token, ``chatgpt-account-id``, Codex CLI's headers, and a body shaped to the
+backend's rules (see ``chatgpt``). An API-key entry whose ``base-url`` is that backend gets the same body rules.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -21,11 +20,14 @@ import msgspec
 
 from cliproxy.credentials import Credential
 from cliproxy.errors import ProxyError, UpstreamError, upstream_message
-from cliproxy.protocols import UpstreamCall, UpstreamResponse
+from cliproxy.http import HttpClients
+from cliproxy.oauth import endpoint
+from cliproxy.protocols import ExecutorServices, UpstreamCall, UpstreamResponse
 from cliproxy.sse import SSEEvent
-from cliproxy.upstream import HINT_SCAN_BYTES, HttpExecutor, hint_seconds, retry_after_header, retry_hint_in_text
+from cliproxy.upstream import HttpExecutor, retry_after_header, retry_hint_in_text
 
-from .models import split_effort
+from .chatgpt import OutputCollector, error_detail, reset_wait, shape_request, usage_limit
+from .models import PROVIDER, split_effort
 
 __all__ = [
     "CHATGPT_BASE_URL",
@@ -47,8 +49,15 @@ INCOMPLETE_STREAM_MESSAGE: Final = (
     "stream error: stream disconnected before completion: stream closed before response.completed"
 )
 
-#: Sampling limits the ChatGPT backend rejects (the reference's translators never sent them there).
-_CHATGPT_UNSUPPORTED: Final = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p")
+#: Codex CLI request headers passed on to the ChatGPT backend when the client sends them (lower-case names).
+_CODEX_CLIENT_HEADERS: Final = (
+    "session-id",
+    "thread-id",
+    "x-client-request-id",
+    "x-codex-window-id",
+    "x-codex-turn-metadata",
+    "x-codex-beta-features",
+)
 #: Fields ``POST /responses/input_tokens`` accepts; a generate body carries more.
 _COUNT_FIELDS: Final = frozenset(
     {
@@ -65,11 +74,11 @@ _COUNT_FIELDS: Final = frozenset(
         "truncation",
     }
 )
+#: Events by which a stream reports that it failed.
+_FAILURE_EVENTS: Final = frozenset({"error", "response.failed"})
+_FAILURE_PREFIXES: Final = (b'{"type":"error"', b'{"type":"response.failed"')
 #: Final events whose ``response`` is the whole answer of a non-stream call.
 _FINAL_EVENTS: Final = frozenset({"response.completed", "response.incomplete"})
-
-#: The ChatGPT backend's usage-limit errors say when the window resets: ``"resets_in_seconds": 42``.
-_RESETS_IN: Final = re.compile(rb'"resets_in_seconds"\s*:\s*([0-9.]+)')
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -90,6 +99,11 @@ class CodexExecutor(HttpExecutor):
     name = "codex"
     wire_format = "openai-response"
 
+    def __init__(self, http: HttpClients, services: ExecutorServices | None = None) -> None:
+        super().__init__(http)
+        #: Live settings (``services.settings`` follows config reloads) for ``endpoints.codex.api-url``.
+        self.services = services
+
     # ------------------------------------------------------------------ per-credential facts
 
     def token(self, cred: Credential) -> str | None:
@@ -102,22 +116,15 @@ class CodexExecutor(HttpExecutor):
     def base_url(self, cred: Credential) -> str:
         if cred.base_url:
             return cred.base_url.rstrip("/")
-        return DEFAULT_BASE_URL if cred.api_key else CHATGPT_BASE_URL
+        if cred.api_key:
+            return DEFAULT_BASE_URL
+        if self.services is None:
+            return CHATGPT_BASE_URL
+        return endpoint(self.services.settings, PROVIDER, "api-url", CHATGPT_BASE_URL).rstrip("/")
 
     def chatgpt(self, cred: Credential) -> bool:
-        return is_chatgpt_backend(self.base_url(cred))
-
-    def instructions(self, data: dict[str, Any], call: UpstreamCall, cred: Credential) -> bool:
-        """Make sure the ChatGPT backend gets ``instructions``; returns whether the body changed.
-
-        Hook point for OAuth logins: the backend accepts only the Codex CLI's own system prompt there, so that work
-        will put the official prompt in ``instructions`` and move the client's system text into a leading user
-        message. Here a missing value just becomes an empty string, which the backend's schema requires.
-        """
-        if isinstance(data.get("instructions"), str):
-            return False
-        data["instructions"] = ""
-        return True
+        """ChatGPT logins always reach the backend (whatever ``api-url`` is); API keys when their URL is it."""
+        return not cred.api_key or is_chatgpt_backend(self.base_url(cred))
 
     # ------------------------------------------------------------------ HttpExecutor hooks
 
@@ -141,11 +148,14 @@ class CodexExecutor(HttpExecutor):
             client = call.client_headers
             headers["Version"] = client.get("version") or CODEX_VERSION
             headers["Openai-Beta"] = client.get("openai-beta") or "responses=experimental"
-            headers["Session_id"] = client.get("session_id") or str(uuid.uuid4())
+            headers["Session_id"] = client.get("session_id") or client.get("session-id") or str(uuid.uuid4())
             if client.get("conversation_id"):
                 headers["Conversation_id"] = client["conversation_id"]
             agent = client.get("user-agent", "")
             headers["User-Agent"] = agent if agent.startswith("codex_") else CODEX_USER_AGENT
+            for name in _CODEX_CLIENT_HEADERS:
+                if client.get(name):
+                    headers[name] = client[name]
             if not cred.api_key:
                 headers["Originator"] = client.get("originator") or "codex_cli_rs"
                 account = cred.metadata.get("account_id")
@@ -177,23 +187,48 @@ class CodexExecutor(HttpExecutor):
             for key in [k for k in data if k not in _COUNT_FIELDS]:
                 del data[key]
         elif chatgpt:
-            data.pop("previous_response_id", None)
-            data["stream"] = True
-            data["store"] = False
-            for key in _CHATGPT_UNSUPPORTED:
-                data.pop(key, None)
-            self.instructions(data, call, cred)
+            shape_request(data)
         return _encode(data)
 
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        """The backend's own answers: ``{"detail": ...}`` rule errors and plan usage limits.
+
+        ``usage_limit_reached`` (429) cools the account until its plan window resets (see
+        ``retry_after_hint``); ``usage_not_included`` (a plan without Codex) becomes 403, so the account rests
+        long instead of being retried like a rate limit.
+        """
+        limit = usage_limit(headers, body) if status in (403, 429) else None
+        if limit is not None and limit[0] == "usage_not_included":
+            return UpstreamError(403, upstream_message(body, limit[0]), body=body)
+        detail = error_detail(body)
+        if detail is not None:
+            return UpstreamError(status, detail, body=body, retry_after=self.retry_after_hint(status, headers, body))
+        return super().error(status, headers, body)
+
     def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
-        """``Retry-After`` if sent, else the ChatGPT backend's ``resets_in_seconds``, else the message text."""
+        """``Retry-After`` if sent, else when the plan's usage window resets, else a wait stated in the text.
+
+        A ``usage_limit_reached`` answer says ``resets_in_seconds`` (older answers), ``resets_at`` (epoch) or
+        ``x-codex-primary-reset-after-seconds``; the pool cools the account that long (clamped).
+        """
         if status != 429:
             return None
         hint = retry_after_header(headers)
         if hint is None:
-            m = _RESETS_IN.search(body[:HINT_SCAN_BYTES])
-            hint = hint_seconds(m) if m else retry_hint_in_text(body)
-        return hint
+            hint = reset_wait(headers, body)
+        return hint if hint is not None else retry_hint_in_text(body)
+
+    def first_event_error(self, ev: SSEEvent) -> UpstreamError | None:
+        """A stream that fails at once (``error`` / ``response.failed`` first) still lets the pool fail over."""
+        if ev.event not in _FAILURE_EVENTS and not ev.data.startswith(_FAILURE_PREFIXES):
+            return None
+        try:
+            obj = _decode(ev.data)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(obj, dict) or (obj.get("type") or ev.event) not in _FAILURE_EVENTS:
+            return None
+        return self._stream_failure(obj, ev.data)
 
     # ------------------------------------------------------------------ transport
 
@@ -207,6 +242,7 @@ class CodexExecutor(HttpExecutor):
     async def _collect(self, call: UpstreamCall, cred: Credential) -> UpstreamResponse:
         """The backend only streams: read the SSE up to the final event and answer with its ``response``."""
         events = cast(AsyncGenerator[SSEEvent, None], self.stream(call, cred))
+        output = OutputCollector()
         async with aclosing(events):
             async for ev in events:
                 try:
@@ -217,9 +253,11 @@ class CodexExecutor(HttpExecutor):
                     continue
                 kind = obj.get("type") or ev.event
                 if kind in _FINAL_EVENTS and isinstance(obj.get("response"), dict):
-                    return UpstreamResponse(200, _encode(obj["response"]), {"content-type": "application/json"})
+                    final = output.final(obj["response"])
+                    return UpstreamResponse(200, _encode(final), {"content-type": "application/json"})
                 if kind in ("response.failed", "error"):
                     raise self._stream_failure(obj, ev.data)
+                output.feed(obj)
         raise UpstreamError(408, INCOMPLETE_STREAM_MESSAGE)
 
     def _stream_failure(self, obj: dict[str, Any], raw: bytes) -> UpstreamError:
@@ -231,10 +269,16 @@ class CodexExecutor(HttpExecutor):
         err = err if isinstance(err, dict) else {}
         code = str(err.get("code") or err.get("type") or "")
         message = str(err.get("message") or upstream_message(raw, "upstream response failed"))
-        if "rate_limit" in code or "usage_limit" in code or "quota" in code:
+        declared = obj.get("status_code")
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 400:
+            status = declared
+        elif "rate_limit" in code or "usage_limit" in code or "quota" in code:
             status = 429
         elif code in ("context_length_exceeded", "invalid_prompt", "invalid_request_error"):
             status = 400
         else:
             status = 502
-        return UpstreamError(status, message, body=raw, retry_after=self.retry_after_hint(status, {}, raw))
+        hint = self.retry_after_hint(status, {}, _encode({"error": err})) if status == 429 else None
+        if status == 429 and hint is None:
+            hint = retry_hint_in_text(raw)
+        return UpstreamError(status, message, body=raw, retry_after=hint)

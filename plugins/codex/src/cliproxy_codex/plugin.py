@@ -1,16 +1,25 @@
-"""Hook implementations of the codex plugin: the ``codex-api-key`` section, catalog, executor, credentials."""
+"""Hook implementations of the codex plugin: the ``codex-api-key`` section, catalog, executor, ChatGPT login,
+and credentials from ``codex-api-key`` entries and ``type: "codex"`` auth files."""
 
 from __future__ import annotations
 
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from cliproxy import hookimpl
 from cliproxy.config import Settings
 from cliproxy.credentials import Credential, api_key_credentials
 from cliproxy.protocols import Executor, ExecutorServices
 from cliproxy.provider_config import ProviderKey
-from cliproxy.registries import ConfigRegistrar, ExecutorRegistrar, ModelRegistrar, ModelRuleRegistrar
+from cliproxy.registries import (
+    AuthenticatorRegistrar,
+    ConfigRegistrar,
+    ExecutorRegistrar,
+    ModelRegistrar,
+    ModelRuleRegistrar,
+)
 
+from .auth import CodexAuthenticator, credential_from_auth_file
 from .executor import DEFAULT_BASE_URL, CodexExecutor
 from .models import CATALOG, PROVIDER, model_rule
 
@@ -37,7 +46,7 @@ def register_model_rules(register: ModelRuleRegistrar, settings: Settings) -> No
 @hookimpl
 def register_executors(register: ExecutorRegistrar, settings: Settings) -> None:
     def factory(services: ExecutorServices) -> Executor:
-        return CodexExecutor(services.http)
+        return CodexExecutor(services.http, services)
 
     register(EXECUTOR, factory)
 
@@ -59,3 +68,14 @@ def credentials_from_config(settings: Settings) -> list[Credential]:
         attributes={"owned_by": "openai", "model_type": "openai"},
         default_base_url=DEFAULT_BASE_URL,
     )
+
+
+@hookimpl
+def register_authenticators(register: AuthenticatorRegistrar) -> None:
+    register(CodexAuthenticator())
+
+
+@hookimpl
+def credential_from_file(path: Path, data: dict[str, Any]) -> Credential | None:
+    """``type: "codex"`` auth files: written by ``cliproxy login codex`` or by CLIProxyAPI, read unchanged."""
+    return credential_from_auth_file(path, data)
