@@ -45,11 +45,14 @@ class RefreshingAuth:
     provider = PROVIDER
     login_names = (PROVIDER,)
     refresh_lead: timedelta | None = timedelta(minutes=5)
+    #: The configuration the last refresh could see (for ``endpoints.<provider>.token-url`` overrides).
+    seen_settings: object = None
 
     async def start_login(self, opts: LoginOptions, ctx: LoginContext) -> PendingLogin:
         raise LoginError("this test provider has no interactive login")
 
     async def refresh(self, cred: Credential, http: HttpClients) -> Credential:
+        self.seen_settings = http.settings if isinstance(http, CredentialHttp) else None
         resp = await http.client().post(
             cred.metadata["token_uri"],
             data={"grant_type": "refresh_token", "refresh_token": cred.metadata["refresh_token"]},
@@ -212,6 +215,7 @@ async def test_scheduled_refresh_persists_rotated_tokens(tmp_path: Path, oauth: 
     st = pool.get(cid)
     assert st is not None and st.cred.api_key == issued.access_token
     assert not refresher.due(st.cred)
+    assert plugin.auth.seen_settings is container.runtime().settings  # endpoint overrides reach the refresh
     # The watcher would find nothing new: the runtime already knows this content.
     assert container.runtime().reload_auth_files([path]) is None
     assert any(e["event"] == "token refreshed" and e["credential"] == "alice@example.com" for e in logs)

@@ -66,9 +66,18 @@ _LEGACY_LOGINS = {
 @click.option("--iflow-login", is_flag=True, hidden=True, help="Same as 'cliproxy login iflow'.")
 @click.option("--project_id", "--project-id", "project_id", default=None, hidden=True)
 @click.option("--no-browser", is_flag=True, hidden=True)
+@click.option("--alias", default=None, hidden=True)
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None, hidden=True)
 @click.pass_context
-def cli(ctx: click.Context, /, project_id: str | None, no_browser: bool, config: str | None, **flags: bool) -> None:
+def cli(
+    ctx: click.Context,
+    /,
+    project_id: str | None,
+    no_browser: bool,
+    alias: str | None,
+    config: str | None,
+    **flags: bool,
+) -> None:
     """cliproxy: use your AI subscriptions and API keys through the OpenAI, Claude and Gemini APIs."""
     chosen = [name for flag, name in _LEGACY_LOGINS.items() if flags.get(flag)]
     if ctx.invoked_subcommand is not None:
@@ -78,7 +87,7 @@ def cli(ctx: click.Context, /, project_id: str | None, no_browser: bool, config:
     if len(chosen) > 1:
         raise click.UsageError("give one login flag at a time")
     if chosen:
-        ctx.invoke(login, provider=chosen[0], config=config, no_browser=no_browser, project_id=project_id)
+        ctx.invoke(login, provider=chosen[0], config=config, no_browser=no_browser, project_id=project_id, alias=alias)
     elif config is not None:
         ctx.invoke(serve, config=config)  # the reference starts the server when no login flag is given
     else:

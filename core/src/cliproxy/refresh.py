@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -33,6 +33,9 @@ from .http import HttpClients
 from .logging import get_logger
 from .protocols import Authenticator
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["CredentialHttp", "TokenRefresher", "auth_file_bytes", "parse_time", "token_expiry"]
 
@@ -98,12 +101,17 @@ class CredentialHttp(HttpClients):
 
     The reference refreshed through the global proxy only, which fails where just the per-key proxy reaches
     the token endpoint; with this view ``http.client()`` inside an authenticator already goes the right way.
+    ``settings`` is the running configuration, so a refresh honours ``endpoints.<provider>.token-url``
+    overrides (``None`` outside a server).
     """
 
-    def __init__(self, base: HttpClients, proxy_url: str | None) -> None:  # no super(): shares base's clients
+    def __init__(
+        self, base: HttpClients, proxy_url: str | None, settings: Settings | None = None
+    ) -> None:  # no super(): shares base's clients
         self._base = base
         self._proxy = proxy_url or None
         self.default_proxy = self._proxy or base.default_proxy
+        self.settings = settings
 
     def client(self, proxy_url: str | None = None) -> httpx.AsyncClient:
         return self._base.client(proxy_url or self._proxy)
@@ -248,7 +256,7 @@ class TokenRefresher:
             return None
         name = cred.label or cred.id
         try:
-            fresh = await auth.refresh(cred, CredentialHttp(self.runtime.http, cred.proxy_url))
+            fresh = await auth.refresh(cred, CredentialHttp(self.runtime.http, cred.proxy_url, self.runtime.settings))
             if not isinstance(fresh, Credential):
                 raise TypeError(f"authenticator returned {type(fresh).__name__}, not a Credential")
         except asyncio.CancelledError:
