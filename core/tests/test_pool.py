@@ -199,3 +199,15 @@ def test_status_reports_state_without_secrets() -> None:
     text = msgspec.json.encode(pool.status()).decode()
     assert "sk-secret" not in text
     assert "0123456789" not in text
+
+
+def test_dynamic_prefixes_are_indexed_per_credential_set() -> None:
+    """``<prefix>://<model>`` routing: credentials declare the prefix, the pool maps it to their provider."""
+    pool = CredentialPool()
+    router = Credential(id="r1", provider="router", executor="x", dynamic_prefix="Router")
+    pool.update([cred("k0"), router, Credential(id="r2", provider="router", executor="x", dynamic_prefix="Router")])
+    assert pool.dynamic_provider("Router") == "router"
+    assert pool.dynamic_provider("router") is None  # as configured: case-sensitive
+    assert pool.dynamic_provider("p") is None
+    pool.update([cred("k0")])  # the credentials went away with a reload: so did their prefix
+    assert pool.dynamic_provider("Router") is None

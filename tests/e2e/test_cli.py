@@ -63,6 +63,20 @@ def test_config_check(tmp_path: Path) -> None:
     assert r.returncode == 2 and "config.yaml:2: port" in r.stderr
 
 
+def test_config_check_names_the_plugin_a_provider_key_needs(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("port: 8400\nclaude-api-key:\n  - api-key: sk-ant-api03-x\n")
+    r = run("config", "check", "--config", str(cfg))
+    assert r.returncode == 0 and "OK (1 credential(s) from config" in r.stdout and r.stderr == ""
+    r = run("config", "check", "--config", str(cfg), env={"CLIPROXY_DISABLE_PLUGINS": "claude"})
+    assert r.returncode == 0 and "OK (0 credential(s) from config" in r.stdout
+    assert r.stderr.startswith(
+        "warning: config.yaml:2: claude-api-key is handled by the cliproxy-claude plugin, which is installed but "
+        "not loaded (disabled in CLIPROXY_DISABLE_PLUGINS"
+    )
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_serve_without_config_explains_how_to_add_credentials(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "HOME": str(tmp_path)}

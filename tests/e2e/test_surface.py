@@ -122,7 +122,7 @@ async def test_mid_stream_failure_ends_with_dialect_error(env: Any, client: str,
         assert "error" in last
 
 
-# ------------------------------------------------------------------ routing quirks (spec §7.4)
+# ------------------------------------------------------------------ routing quirks
 
 
 async def test_gemini_routes_accept_slashes_and_reject_unknown_methods(env: Any) -> None:

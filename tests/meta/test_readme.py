@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from cliproxy.config import load_settings
+from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.testing import FakeClaude, FakeGemini, FakeOpenAIChat, FakeOpenAIResponses, Reply, serve_on_loopback
 from cliproxy.testing.proxy import run_proxy
 
@@ -42,9 +43,10 @@ def readme_config() -> str:
 def test_config_example_loads_without_warnings(tmp_path: Path) -> None:
     p = tmp_path / "config.yaml"
     p.write_text(readme_config())
-    s = load_settings(p)
+    host = PluginHost(make_plugin_manager(disabled=()))
+    s = load_settings(p, host.config_sections().items)
     assert s.warnings == []
-    assert s.openai_compatibility[0].models[0].alias == "kimi-k2"
+    assert s.section("openai-compatibility")[0].models[0].alias == "kimi-k2"
 
 
 def test_listed_commands_exist() -> None:
@@ -96,7 +98,8 @@ async def test_sdk_snippets_and_curl_against_the_readme_config(tmp_path: Path) -
 
 
 def test_every_yaml_block_is_a_valid_config(tmp_path: Path) -> None:
+    sections = PluginHost(make_plugin_manager(disabled=())).config_sections().items
     for i, block in enumerate(blocks("yaml")):
         p = tmp_path / f"block{i}.yaml"
         p.write_text(block)
-        assert load_settings(p).warnings == [], block
+        assert load_settings(p, sections).warnings == [], block

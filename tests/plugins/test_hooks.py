@@ -31,6 +31,7 @@ from cliproxy.credentials import Credential
 from cliproxy.errors import UpstreamError
 from cliproxy.formats.base import Codec
 from cliproxy.http import HttpClients
+from cliproxy.ir import ReasoningConfig
 from cliproxy.oauth import DeviceLogin, LoginContext, LoginResult, PendingLogin
 from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.protocols import (
@@ -47,6 +48,7 @@ from cliproxy.registries import (
     FormatRegistrar,
     ModelInfo,
     ModelRegistrar,
+    ModelRuleRegistrar,
     QuotaFallbackRegistrar,
     RouteRegistrar,
 )
@@ -383,6 +385,25 @@ def test_hook_credentials_from_config(tmp_path: Path, make_container: MakeContai
     assert make_container(Plugin()).host().credentials_from_config(load_settings(None, {})) == []
 
 
+async def test_credential_dynamic_prefix_routes_any_model(make_container: MakeContainer) -> None:
+    """A credential that declares ``dynamic_prefix`` takes ``<prefix>://<model>`` for models nobody lists."""
+    executor = LocalExecutor()
+
+    class Router(LocalProvider):
+        @hookimpl
+        def credentials_from_config(self, settings: Settings) -> list[Credential]:
+            return [Credential(id="local:1", provider="local", executor="local", dynamic_prefix="hub")]
+
+    container = make_container(Router(executor=executor))
+    async with AsyncTestClient(create_app(container)) as client:
+        resp = await client.post("/v1/chat/completions", json=chat("hub://vendor/any-model:free", "x"))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["choices"][0]["message"]["content"] == "vendor/any-model:free:x"
+        resp = await client.post("/v1/chat/completions", json=chat("elsewhere://vendor/any-model", "x"))
+        assert resp.status_code == 400 and "unknown provider" in resp.text
+    assert [c.model for c in executor.calls] == ["vendor/any-model:free"]
+
+
 def test_hook_credential_from_file(tmp_path: Path, make_container: MakeContainer) -> None:
     auth = tmp_path / "auth"
     auth.mkdir()
@@ -430,6 +451,65 @@ async def test_hook_register_quota_fallbacks(make_container: MakeContainer) -> N
     assert [c.model for c in executor.calls] == ["local-pro", "local-pro-preview", "local-flash"]
     assert attempts == [("local:1", "local-pro", 0), ("local:1", "local-pro-preview", 1)]
     assert resp.json()["choices"][0]["message"]["content"] == "local-flash:x"
+
+
+def fast_rule(model: str) -> tuple[str, ReasoningConfig] | None:
+    """``<model>-fast``: the model with a low reasoning effort."""
+    return (model.removesuffix("-fast"), ReasoningConfig(effort="low")) if model.endswith("-fast") else None
+
+
+class OtherProvider:
+    """Provider ``other`` serving ``local-pro`` too, through its own executor."""
+
+    def __init__(self) -> None:
+        self.executor = LocalExecutor("other")
+
+    @hookimpl
+    def register_models(self, register: ModelRegistrar, settings: Settings) -> None:
+        register("other", ModelInfo(id="local-pro"))
+
+    @hookimpl
+    def register_executors(self, register: ExecutorRegistrar, settings: Settings) -> None:
+        register("other", lambda services: self.executor)
+
+    @hookimpl
+    def credentials_from_config(self, settings: Settings) -> list[Credential]:
+        return [Credential(id="other:1", provider="other", executor="other")]
+
+
+async def test_hook_register_model_rules(make_container: MakeContainer) -> None:
+    class Plugin:
+        def __init__(self, *providers: str) -> None:
+            self.providers = providers
+
+        @hookimpl
+        def register_model_rules(self, register: ModelRuleRegistrar, settings: Settings) -> None:
+            for provider in self.providers:
+                register(provider, fast_rule)
+
+    local, other = LocalProvider(models=("local-pro",)), OtherProvider()
+    container = make_container(Plugin("local"), local, other)
+    rules = container.host().model_rules(container.settings())
+    assert rules["local"] is fast_rule and rules.by_owner("Plugin-0") == ["local"]
+    async with AsyncTestClient(create_app(container)) as client:
+        for _ in range(2):  # both providers serve local-pro, but only ``local`` reads ``-fast`` names
+            resp = await client.post("/v1/chat/completions", json=chat("local-pro-fast", "x"))
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["choices"][0]["message"]["content"] == "local-pro:x"
+        assert [c.model for c in local.executor.calls] == ["local-pro", "local-pro"]
+        assert msgspec.json.decode(local.executor.calls[0].body)["reasoning_effort"] == "low"
+        assert other.executor.calls == []
+        resp = await client.post("/v1/chat/completions", json=chat("local-pro-slow", "x"))
+        assert resp.status_code == 400 and "unknown provider for model local-pro-slow" in resp.text
+
+    # Providers that read the name the same way share the request (round-robin over them).
+    local, other = LocalProvider(models=("local-pro",)), OtherProvider()
+    container = make_container(Plugin("local", "other"), local, other)
+    async with AsyncTestClient(create_app(container)) as client:
+        for _ in range(2):
+            resp = await client.post("/v1/chat/completions", json=chat("local-pro-fast", "x"))
+            assert resp.status_code == 200, resp.text
+    assert len(local.executor.calls) == len(other.executor.calls) == 1
 
 
 async def test_hook_register_routes(make_container: MakeContainer) -> None:

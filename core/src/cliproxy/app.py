@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from .api.openai import OpenAIController
 from .container import Container
 from .errors import ProxyError
 from .execute import ExecutionService
+from .formats.base import Codec
 from .logging import get_logger
 from .models import ModelRegistry
 from .pool import CredentialPool
@@ -68,24 +69,27 @@ def _dialect(request: Request[Any, Any, Any]) -> str:
     return dialect_for_path(request.url.path, request.headers.get("user-agent", ""))
 
 
-def _proxy_error(request: Request[Any, Any, Any], exc: ProxyError) -> Response[bytes]:
-    status, body, headers = render_error(_dialect(request), exc)
-    return Response(body, status_code=status, media_type="application/json", headers={**CORS, **headers})
+class _ErrorHandlers:
+    """Litestar exception handlers answering in the caller's dialect through the container's codec registry."""
 
+    def __init__(self, formats: Callable[[], Mapping[str, Codec]]) -> None:
+        self.formats = formats  # resolved per error, so provider overrides made in tests stay live
 
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    message = exc.detail or "error"
-    if exc.status_code == 404:
-        message = f"{request.method} {request.url.path} is not a cliproxy endpoint"
-    elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
-    err = ProxyError(exc.status_code, message)
-    return _proxy_error(request, err)
+    def proxy_error(self, request: Request[Any, Any, Any], exc: ProxyError) -> Response[bytes]:
+        status, body, headers = render_error(_dialect(request), exc, self.formats())
+        return Response(body, status_code=status, media_type="application/json", headers={**CORS, **headers})
 
+    def http_error(self, request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        message = exc.detail or "error"
+        if exc.status_code == 404:
+            message = f"{request.method} {request.url.path} is not a cliproxy endpoint"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        return self.proxy_error(request, ProxyError(exc.status_code, message))
 
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
-    return _proxy_error(request, ProxyError(500, "internal error in cliproxy; see the server log"))
+    def internal_error(self, request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
+        return self.proxy_error(request, ProxyError(500, "internal error in cliproxy; see the server log"))
 
 
 def create_app(container: Container) -> Litestar:
@@ -113,6 +117,7 @@ def create_app(container: Container) -> Litestar:
                 await http.aclose()
 
     extra_routes, _ = container.host().routes(container)
+    errors = _ErrorHandlers(container.formats)
     app = Litestar(
         route_handlers=[
             root,
@@ -131,11 +136,15 @@ def create_app(container: Container) -> Litestar:
             "pool": from_container(container.pool, CredentialPool),
         },
         exception_handlers={
-            ProxyError: _proxy_error,
-            HTTPException: _http_error,
-            Exception: _internal_error,
+            ProxyError: errors.proxy_error,
+            HTTPException: errors.http_error,
+            Exception: errors.internal_error,
         },
-        middleware=[DefineMiddleware(cast(Any, AccessMiddleware), keys=lambda: runtime.settings.api_keys)],
+        middleware=[
+            DefineMiddleware(
+                cast(Any, AccessMiddleware), keys=lambda: runtime.settings.api_keys, codecs=container.formats
+            )
+        ],
         lifespan=[lifespan],
         response_headers=[ResponseHeader(name=k, value=v) for k, v in CORS.items()],
         # Litestar's 10 MB default rejects real requests: Claude/Gemini accept prompts with images and PDFs

@@ -1,17 +1,20 @@
 """``config.yaml``: typed settings in the reference key names, loaded with precise error locations.
 
-An existing CLIProxyAPI config loads unchanged: every reference key is typed here, keys claimed by plugins are
-validated with the plugin's type, and anything else is reported as a warning instead of stopping startup.
-Invalid values stop startup with ``<file>:<line>: <key>: <problem>``.
+An existing CLIProxyAPI config loads unchanged: the server-wide reference keys are typed here, each provider's
+section (``gemini-api-key``, ``openai-compatibility`` ...) is claimed and validated by its plugin through
+``register_config``, and anything else is reported as a warning instead of stopping startup. A provider key
+whose plugin is missing names the package to install. Invalid values stop startup with
+``<file>:<line>: <key>: <problem>``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import msgspec
 import yaml
@@ -20,12 +23,8 @@ from .registries import ConfigSection
 
 __all__ = [
     "DEFAULT_CONFIG_YAML",
-    "ClaudeKey",
-    "CodexKey",
+    "PLUGIN_KEYS",
     "ConfigError",
-    "GeminiKey",
-    "OpenAICompat",
-    "OpenAICompatKey",
     "QuotaExceeded",
     "RemoteManagement",
     "Settings",
@@ -38,57 +37,10 @@ class _Base(msgspec.Struct, rename="kebab", omit_defaults=True):
     pass
 
 
-class ModelEntry(_Base):
-    name: str = ""
-    alias: str = ""
-
-
-class GeminiKey(_Base):
-    api_key: str = ""
-    base_url: str = ""
-    proxy_url: str = ""
-    headers: dict[str, str] = {}
-    models: list[ModelEntry] = []
-    excluded_models: list[str] = []
-
-
-class CodexKey(_Base):
-    api_key: str = ""
-    base_url: str = ""
-    proxy_url: str = ""
-    headers: dict[str, str] = {}
-    models: list[ModelEntry] = []
-    excluded_models: list[str] = []
-
-
-class ClaudeKey(_Base):
-    api_key: str = ""
-    base_url: str = ""
-    proxy_url: str = ""
-    headers: dict[str, str] = {}
-    models: list[ModelEntry] = []
-    excluded_models: list[str] = []
-
-
-class OpenAICompatKey(_Base):
-    api_key: str = ""
-    proxy_url: str = ""
-
-
-class OpenAICompat(_Base):
-    name: str = ""
-    base_url: str = ""
-    api_key_entries: list[OpenAICompatKey] = []
-    #: Legacy flat key list, used only when ``api-key-entries`` is empty.
-    api_keys: list[str] = []
-    models: list[ModelEntry] = []
-    headers: dict[str, str] = {}
-
-
 class QuotaExceeded(_Base):
     #: On 429, fail over to another credential/project (``false``: return the 429 to the client).
     switch_project: bool = True
-    #: On 429, retry Gemini CLI on preview model names (provider-specific fallback hook).
+    #: On 429, first retry the same credential on the provider's fallback models (``register_quota_fallbacks``).
     switch_preview_model: bool = True
 
 
@@ -134,11 +86,6 @@ class Settings(_Base, kw_only=True):
     #: Per-provider URL overrides of subscription logins and their upstreams (``endpoints.claude.token-url``):
     #: providers move these URLs, gateways and mirrors need others, and tests point them at local fakes.
     endpoints: dict[str, dict[str, str]] = {}
-    gemini_api_key: list[GeminiKey] = []
-    generative_language_api_key: list[str] = []
-    codex_api_key: list[CodexKey] = []
-    claude_api_key: list[ClaudeKey] = []
-    openai_compatibility: list[OpenAICompat] = []
     #: Plugin-claimed sections, validated with the plugin's registered type.
     extra: dict[str, Any] = msgspec.field(default_factory=dict, name="__extra__")
     #: Where this config was read from (``None`` for the embedded default).
@@ -170,6 +117,16 @@ request-retry: 1
 """
 
 _REFERENCE_FIELDS = {f.encode_name for f in msgspec.structs.fields(Settings) if not f.encode_name.startswith("__")}
+
+#: Reference keys that a provider plugin handles, and the distribution that provides it. Core only uses this to
+#: tell someone whose config has such a key, but not the plugin, what to install.
+PLUGIN_KEYS: Final[Mapping[str, str]] = {
+    "gemini-api-key": "cliproxy-gemini",
+    "generative-language-api-key": "cliproxy-gemini",
+    "claude-api-key": "cliproxy-claude",
+    "codex-api-key": "cliproxy-codex",
+    "openai-compatibility": "cliproxy-openai-compat",
+}
 
 
 class ConfigError(Exception):
@@ -224,10 +181,26 @@ def parse_settings(text: str, name: str | None, sections: Mapping[str, ConfigSec
         k = str(key)
         if k in sections:
             sec = sections[k]
-            extra[k] = _convert(value if value is not None else sec.default, sec.type, root, label, [k])
+            if value is None:
+                extra[k] = sec.default
+                continue
+            converted = _convert(value, sec.type, root, label, [k])
+            _warn_nested(value, sec.type, root, label, [k], warnings)
+            if sec.check is not None:
+                try:
+                    converted = sec.check(converted, _Issues(root, label, k, warnings))
+                except ConfigError:
+                    raise
+                except Exception as exc:  # a plugin bug: one clear line, not a traceback at startup
+                    line = _line_of(root, [k])
+                    raise ConfigError(f"{label}:{line}: {k}: checking failed: {type(exc).__name__}: {exc}") from None
+            extra[k] = converted
         elif k in _REFERENCE_FIELDS:
             if value is not None:
                 core_raw[k] = value
+        elif k in PLUGIN_KEYS:
+            if value:  # an empty section loses nothing without its plugin
+                warnings.append(f"{label}:{_line_of(root, [k])}: {_missing_plugin(k, PLUGIN_KEYS[k])}")
         else:
             line = _line_of(root, [k])
             warnings.append(f"{label}:{line}: unknown key {k!r} ignored")
@@ -257,39 +230,42 @@ def _normalise(s: Settings, root: yaml.Node | None, label: str) -> None:
                 if prov.type in ("", "config-api-key"):
                     s.api_keys.extend(k.strip() for k in prov.api_keys if k.strip())
         s.auth = None
-    seen: set[str] = set()
-    gemini: list[GeminiKey] = []
-    for g in s.gemini_api_key:
-        g.api_key = g.api_key.strip()
-        g.base_url = g.base_url.strip()
-        g.headers = {k.strip(): v.strip() for k, v in g.headers.items() if k.strip() and v.strip()}
-        if g.api_key and g.api_key not in seen:
-            seen.add(g.api_key)
-            gemini.append(g)
-    for legacy in s.generative_language_api_key:
-        key = legacy.strip()
-        if key and key not in seen:
-            seen.add(key)
-            gemini.append(GeminiKey(api_key=key))
-    s.gemini_api_key = gemini
-    s.generative_language_api_key = []
-    for c in s.codex_api_key:
-        c.base_url = c.base_url.strip()
-    for cl in s.claude_api_key:
-        cl.base_url = cl.base_url.strip()
-    compat: list[OpenAICompat] = []
-    for i, o in enumerate(s.openai_compatibility):
-        o.name = o.name.strip()
-        o.base_url = o.base_url.strip()
-        if not o.name:
-            line = _line_of(root, ["openai-compatibility", i])
-            raise ConfigError(f"{label}:{line}: openai-compatibility[{i}].name: required")
-        if not o.base_url:
-            line = _line_of(root, ["openai-compatibility", i])
-            s.warnings.append(f"{label}:{line}: openai-compatibility[{i}] ({o.name}) has no base-url; ignored")
-            continue
-        compat.append(o)
-    s.openai_compatibility = compat
+
+
+def _missing_plugin(key: str, dist: str) -> str:
+    if _installed(dist):
+        return (
+            f"{key} is handled by the {dist} plugin, which is installed but not loaded "
+            "(disabled in CLIPROXY_DISABLE_PLUGINS, or it failed to load: see `cliproxy plugins list`)"
+        )
+    return f"{key} is handled by the {dist} plugin, which is not installed: pip install {dist}"
+
+
+def _installed(dist: str) -> bool:
+    try:
+        importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+class _Issues:
+    """``ConfigIssues`` for one plugin section: problems located at ``<file>:<line>: <key path>``."""
+
+    __slots__ = ("key", "label", "root", "warnings")
+
+    def __init__(self, root: yaml.Node | None, label: str, key: str, warnings: list[str]) -> None:
+        self.root, self.label, self.key, self.warnings = root, label, key, warnings
+
+    def _where(self, path: Sequence[str | int]) -> str:
+        full: list[str | int] = [self.key, *path]
+        return f"{self.label}:{_line_of(self.root, full)}: {_dotted(full)}"
+
+    def warn(self, path: Sequence[str | int], message: str) -> None:
+        self.warnings.append(f"{self._where(path)}: {message}")
+
+    def error(self, path: Sequence[str | int], message: str) -> NoReturn:
+        raise ConfigError(f"{self._where(path)}: {message}")
 
 
 # ------------------------------------------------------------------------------------ error locations

@@ -53,8 +53,11 @@ class Credential(msgspec.Struct, kw_only=True, omit_defaults=True):
     headers: dict[str, str] = {}
     #: Client-facing models this credential serves; ``None`` means the provider's static catalog.
     models: tuple[ModelAlias, ...] | None = None
-    #: Provider-specific values (``compat_name``, ``project_id`` ...).
+    #: Provider-specific values (``project_id``, ``owned_by`` ...).
     attributes: dict[str, Any] = {}
+    #: Clients may ask for ``<dynamic_prefix>://<any model>``: the request goes to this credential's provider
+    #: with the model sent verbatim, whether or not it is in any catalog (catch-all upstreams such as routers).
+    dynamic_prefix: str | None = None
     #: OAuth token file contents (access/refresh tokens, expiry) for file-backed credentials.
     metadata: dict[str, Any] = {}
     #: Where the credential came from: ``config`` or the auth file path.
@@ -108,7 +111,7 @@ def stable_id(kind: str, *parts: str | None) -> str:
 
 
 class KeyEntry(Protocol):
-    """The shape shared by ``gemini-api-key``, ``claude-api-key`` and ``codex-api-key`` entries."""
+    """What ``api_key_credentials`` reads from an entry: ``provider_config.ProviderKey`` or any struct like it."""
 
     api_key: str
     base_url: str

@@ -1,14 +1,19 @@
-"""Error types raised on the request path; ``api.errors`` renders them in each client's own dialect."""
+"""Error types raised on the request path; each client dialect's codec renders them in its own envelope."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+import msgspec
 
 __all__ = [
     "ErrorKind",
     "NoCredentialError",
     "ProxyError",
     "UpstreamError",
+    "error_json",
+    "kind_for_status",
+    "upstream_message",
 ]
 
 #: Dialect-neutral error category; each client dialect maps it to its own ``type``/``status`` strings.
@@ -98,3 +103,30 @@ class NoCredentialError(ProxyError):
         headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))} if retry_after is not None else None
         super().__init__(status, message, code=code, headers=headers)
         self.retry_after = retry_after
+
+
+def error_json(body: bytes) -> Any:
+    """An upstream error body decoded (the first element of a JSON array, as Gemini streams send); ``None``
+    when it is not JSON."""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return data[0]
+    return data
+
+
+def upstream_message(body: bytes, fallback: str) -> str:
+    """The human message inside an upstream error body of any dialect, else its text (or ``fallback``)."""
+    data = error_json(body)
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+    text = body.decode("utf-8", "replace").strip()
+    return text[:2000] if text else fallback

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,18 +43,16 @@ from typing import Any
 import msgspec
 
 from . import ir
-from .api.errors import stream_error_bytes
 from .credentials import Credential
 from .errors import NoCredentialError, ProxyError, UpstreamError
-from .formats.base import Codec, CodecError
+from .formats.base import TRUNCATED_STREAM, Codec, CodecError
 from .logging import get_logger
 from .models import ModelRegistry
 from .pool import CredentialPool
 from .protocols import Executor, UpstreamCall
 from .registries import QuotaFallback
-from .sse import DONE, SSEEvent, frame
-from .thinking import split_thinking_suffix
-from .tokens import count_body, estimate_request, upstream_count
+from .sse import SSEEvent, frame
+from .tokens import estimate_request
 
 __all__ = ["Answer", "ExecutionService", "RequestContext", "RetryPolicy", "StreamAnswer"]
 
@@ -67,9 +64,6 @@ CLIENT_ERRORS = frozenset({400, 404, 413, 422})
 RETRYABLE = frozenset({403, 408, 500, 502, 503, 504, 529})
 #: Statuses that move the request to the next credential (429 only with ``switch-project``).
 FAILOVER = frozenset({401, 402, 403, 408, 429})
-_json_decode = msgspec.json.decode
-_json_encode = msgspec.json.encode
-
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
@@ -113,11 +107,12 @@ class RetryPolicy:
 class _Attempt:
     """Translation state shared by the attempts of one request (the IR is decoded at most once)."""
 
-    __slots__ = ("body", "client", "client_format", "ir_req", "model", "reasoning_override", "stream")
+    __slots__ = ("body", "codec", "dialect", "ir_req", "model", "reasoning_override", "stream")
 
-    def __init__(self, client_format: str, client: Codec | None, body: bytes, model: str, stream: bool) -> None:
-        self.client_format = client_format
-        self.client = client
+    def __init__(self, dialect: str, codec: Codec | None, body: bytes, model: str, stream: bool) -> None:
+        #: The client's dialect and its codec (``None`` when no plugin registered one).
+        self.dialect = dialect
+        self.codec = codec
         self.body = body
         self.model = model
         self.stream = stream
@@ -125,12 +120,15 @@ class _Attempt:
         #: Thinking settings from a model-name suffix; they win over the body's.
         self.reasoning_override: ir.ReasoningConfig | None = None
 
+    def client(self) -> Codec:
+        if self.codec is None:
+            raise ProxyError(500, f"no codec for dialect {self.dialect}")
+        return self.codec
+
     def ir(self) -> ir.Request:
         if self.ir_req is None:
-            if self.client is None:
-                raise ProxyError(500, f"no codec for dialect {self.client_format}")
             try:
-                self.ir_req = self.client.decode_request(self.body)
+                self.ir_req = self.client().decode_request(self.body)
             except CodecError as exc:
                 raise ProxyError(400, str(exc)) from None
             self.ir_req.stream = self.stream
@@ -163,8 +161,9 @@ class ExecutionService:
     # ------------------------------------------------------------------ entry point
 
     async def handle(
-        self, client_format: str, body: bytes, model: str, stream: bool, ctx: RequestContext
+        self, dialect: str, body: bytes, model: str, stream: bool, ctx: RequestContext
     ) -> Answer | StreamAnswer:
+        """Answer one client request written in ``dialect`` (a codec name)."""
         if not model:
             raise ProxyError(400, "the request has no model", code="model_required")
         providers = self.registry.providers_for(model)
@@ -173,16 +172,16 @@ class ExecutionService:
         if not providers:
             dynamic = self._dynamic_provider(model)
             if dynamic is not None:
-                # ``openrouter://moonshotai/kimi-k2:free``: any model of a configured compat provider, verbatim.
+                # ``<prefix>://<vendor>/<model>``: any model of a provider that takes them all, sent verbatim.
                 providers, model, serves = [dynamic[0]], dynamic[1], None
             else:
-                # ``gemini-2.5-pro-thinking-4096`` / ``gpt-5-high``: the base model with that thinking setting.
-                base, override = split_thinking_suffix(model)
-                providers = self.registry.providers_for(base) if override is not None else []
+                # ``<model>-thinking-4096``, ``<model>-high``: a provider's model rule (the base model plus that
+                # thinking setting).
+                base, override, providers = self.registry.resolve_rule(model)
                 if not providers:
                     raise ProxyError(400, f"unknown provider for model {model}", code="model_not_found")
                 model = base
-        attempt = _Attempt(client_format, self.formats.get(client_format), body, model, stream)
+        attempt = _Attempt(dialect, self.formats.get(dialect), body, model, stream)
         attempt.reasoning_override = override
         policy = self.retry  # a reload swaps the policy; this request keeps the one it started with
         sweeps = 1 + max(policy.request_retry, 0)
@@ -233,14 +232,12 @@ class ExecutionService:
         raise self._final(err, model, providers)
 
     def _dynamic_provider(self, model: str) -> tuple[str, str] | None:
-        """``<compat name>://<upstream model>`` when ``<compat name>`` is a configured compat provider."""
+        """``<prefix>://<upstream model>`` when a credential declared that ``dynamic_prefix``."""
         name, sep, rest = model.partition("://")
         if not sep or not rest or not name:
             return None
-        for cred in self.pool.credentials():
-            if cred.executor == "openai-compat" and cred.attributes.get("compat_name") == name:
-                return cred.provider, rest
-        return None
+        provider = self.pool.dynamic_provider(name)
+        return (provider, rest) if provider is not None else None
 
     def _should_fail_over(self, exc: UpstreamError, policy: RetryPolicy | None = None) -> bool:
         """Move on to the next credential? Client errors, and 429 without switch-project, are answered."""
@@ -335,13 +332,13 @@ class ExecutionService:
     def _build_call(
         self, attempt: _Attempt, executor: Executor, upstream_model: str, ctx: RequestContext
     ) -> UpstreamCall:
-        wire = executor.wire_format
-        if wire == attempt.client_format and attempt.reasoning_override is None:
-            body = _rewrite_model(attempt.body, wire, upstream_model)
+        codec = self._upstream_codec(executor)
+        if codec.name == attempt.dialect and attempt.reasoning_override is None:
+            try:
+                body = codec.rewrite_model(attempt.body, upstream_model)
+            except CodecError as exc:
+                raise ProxyError(400, str(exc)) from None
         else:
-            codec = self.formats.get(wire)
-            if codec is None:
-                raise ProxyError(500, f"no codec for upstream dialect {wire}")
             req = attempt.ir()
             req.model = upstream_model
             body = codec.encode_request(req)
@@ -350,21 +347,26 @@ class ExecutionService:
             body=body,
             stream=attempt.stream,
             action=ctx.action,
-            client_format=attempt.client_format,
+            client_format=attempt.dialect,
             client_headers=ctx.headers,
         )
 
+    def _upstream_codec(self, executor: Executor) -> Codec:
+        codec = self.formats.get(executor.wire_format)
+        if codec is None:
+            raise ProxyError(500, f"no codec for upstream dialect {executor.wire_format}")
+        return codec
+
     async def _unary(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
-        wire = executor.wire_format
         if call.action == "count_tokens":
             return await self._count(attempt, executor, call, cred)
         resp = await executor.execute(call, cred)
-        if wire == attempt.client_format:
+        upstream = self._upstream_codec(executor)
+        if upstream.name == attempt.dialect:
             return Answer(200, resp.body, _passthrough_headers(resp.headers))
-        client = attempt.client
-        assert client is not None
+        client = attempt.client()
         try:
-            ir_resp = self.formats[wire].decode_response(resp.body, attempt.ir())
+            ir_resp = upstream.decode_response(resp.body, attempt.ir())
         except (CodecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamError(502, f"upstream answered an unreadable body: {exc}") from None
         ir_resp.model = attempt.model
@@ -372,20 +374,23 @@ class ExecutionService:
 
     async def _count(self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential) -> Answer:
         """Token counting: the upstream's own count endpoint when it has one, else a local estimate."""
-        wire = executor.wire_format
-        if getattr(executor, "counts_tokens", wire in _COUNTING_WIRES):
+        upstream = self._upstream_codec(executor)
+        client = attempt.client()
+        counts = getattr(executor, "counts_tokens", None)
+        if counts if counts is not None else upstream.counts_tokens:
             resp = await executor.execute(call, cred)
-            if wire == attempt.client_format:
+            if upstream.name == attempt.dialect:
                 return Answer(200, resp.body, _passthrough_headers(resp.headers))
-            n = upstream_count(resp.body)
-            if n is None:
-                raise UpstreamError(502, "upstream answered the token count in an unknown shape")
-            return Answer(200, count_body(attempt.client_format, n))
+            try:
+                n = upstream.decode_count_tokens_response(resp.body)
+            except CodecError:
+                raise UpstreamError(502, "upstream answered the token count in an unknown shape") from None
+            return Answer(200, client.encode_count_tokens_response(n))
         try:
             n = estimate_request(attempt.ir())
         except ProxyError:
             n = max(1, len(attempt.body) // 4)
-        return Answer(200, count_body(attempt.client_format, n))
+        return Answer(200, client.encode_count_tokens_response(n))
 
     async def _stream(
         self, attempt: _Attempt, executor: Executor, call: UpstreamCall, cred: Credential
@@ -398,18 +403,24 @@ class ExecutionService:
         except BaseException:
             await _aclose(upstream)
             raise
-        if executor.wire_format == attempt.client_format:
-            chunks = self._relay(attempt, upstream, first, cred)
+        codec = self._upstream_codec(executor)
+        if codec.name == attempt.dialect:
+            chunks = self._relay(attempt, codec, upstream, first, cred)
         else:
-            chunks = self._translate_stream(attempt, executor.wire_format, upstream, first, cred)
+            chunks = self._translate_stream(attempt, codec, upstream, first, cred)
         return StreamAnswer(chunks)
 
     async def _relay(
-        self, attempt: _Attempt, upstream: AsyncIterator[list[SSEEvent]], first: list[SSEEvent], cred: Credential
+        self,
+        attempt: _Attempt,
+        codec: Codec,
+        upstream: AsyncIterator[list[SSEEvent]],
+        first: list[SSEEvent],
+        cred: Credential,
     ) -> AsyncIterator[bytes]:
-        """Same dialect: re-frame each upstream event as it arrives (checked for a proper ending)."""
+        """Same dialect: re-frame each upstream event as it arrives, checked for a proper ending by the codec."""
         ok = False
-        check = _RelayCheck(attempt.client_format)
+        check = codec.relay_check()
         try:
             batch: list[SSEEvent] | None = first
             while batch is not None:
@@ -426,7 +437,7 @@ class ExecutionService:
                 yield tail
         except UpstreamError as exc:
             self.pool.mark_failure(cred.id, attempt.model, exc.status, exc.message, exc.retry_after)
-            yield stream_error_bytes(attempt.client_format, exc)
+            yield codec.stream_error(exc)
         finally:
             await _aclose(upstream)
             if ok:
@@ -435,16 +446,14 @@ class ExecutionService:
     async def _translate_stream(
         self,
         attempt: _Attempt,
-        wire: str,
+        codec: Codec,
         upstream: AsyncIterator[list[SSEEvent]],
         first: list[SSEEvent],
         cred: Credential,
     ) -> AsyncIterator[bytes]:
         """Other dialect: decode each upstream event to IR events and encode them for the client at once."""
-        client = attempt.client
-        assert client is not None
-        decoder = self.formats[wire].stream_decoder(attempt.ir())
-        encoder = client.stream_encoder(attempt.ir())
+        decoder = codec.stream_decoder(attempt.ir())
+        encoder = attempt.client().stream_encoder(attempt.ir())
         finished = False
         ok = False
         try:
@@ -465,7 +474,7 @@ class ExecutionService:
                     finished = True
                 out += encoder.encode(e)
             if not finished:
-                out += encoder.encode(ir.Error(502, "upstream stream ended before the response was complete"))
+                out += encoder.encode(ir.Error(502, TRUNCATED_STREAM))
                 self.pool.mark_failure(cred.id, attempt.model, 502, "truncated stream")
             else:
                 ok = True
@@ -520,22 +529,6 @@ async def _aclose(it: AsyncIterator[Any]) -> None:
             log.debug("error while closing upstream stream", exc_info=True)
 
 
-def _rewrite_model(body: bytes, wire: str, model: str) -> bytes:
-    """Identity path: only the model changes; unknown fields pass through untouched."""
-    if wire == "gemini":
-        return body  # the model lives in the URL
-    try:
-        data = _json_decode(body)
-    except msgspec.DecodeError as exc:
-        raise ProxyError(400, f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProxyError(400, "request body must be a JSON object")
-    if data.get("model") == model:
-        return body
-    data["model"] = model
-    return _json_encode(data)
-
-
 _HOP_HEADERS = frozenset(
     {
         "content-length",
@@ -558,54 +551,3 @@ def _passthrough_headers(headers: Mapping[str, str]) -> dict[str, str]:
         if k.lower() not in _HOP_HEADERS
         and (k.lower().startswith(("x-ratelimit", "anthropic-ratelimit", "x-request-id", "request-id", "openai-")))
     }
-
-
-_COUNTING_WIRES = frozenset({"claude", "gemini", "gemini-cli"})
-_OPENAI_FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
-_GEMINI_FINISH = re.compile(rb'"finishReason"\s*:\s*"')
-_RESPONSES_END = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
-
-
-class _RelayCheck:
-    """Pass-through hygiene: drop what strict clients choke on and notice streams that end early."""
-
-    __slots__ = ("dialect", "done", "finished")
-
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self.done = False
-        self.finished = False
-
-    def forward(self, ev: SSEEvent) -> bool:
-        if self.done:
-            return False  # nothing after the terminator (trailing cost chunks, vendor events)
-        d = self.dialect
-        if d == "openai":
-            if ev.data == DONE:
-                self.done = self.finished = True
-                return True
-            if not self.finished and _OPENAI_FINISH.search(ev.data):
-                self.finished = True
-            return ev.event is None or ev.event == "error"
-        if d == "openai-response":
-            name = ev.event or ""
-            if name in _RESPONSES_END:
-                self.finished = self.done = True
-            # Vendor events (codex.rate_limits ...) break strict Responses clients.
-            return not name or name.startswith("response.") or name == "error"
-        if d == "claude":
-            if ev.event in ("message_stop", "error"):
-                self.finished = self.done = True
-            return True
-        if not self.finished and (_GEMINI_FINISH.search(ev.data) or ev.data.startswith(b'{"error"')):
-            self.finished = True
-        return True
-
-    def finish(self) -> bytes | None:
-        """``None`` when the stream ended properly, else the bytes that close it honestly."""
-        if self.dialect == "openai" and self.finished and not self.done:
-            return frame(DONE)  # some compatible servers omit the terminator after a finished choice
-        if self.finished:
-            return None
-        err = UpstreamError(502, "upstream stream ended before the response was complete", network=True)
-        return stream_error_bytes(self.dialect, err)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ExecutorRegistrar,
         FormatRegistrar,
         ModelRegistrar,
+        ModelRuleRegistrar,
         QuotaFallbackRegistrar,
         RouteRegistrar,
     )
@@ -49,7 +50,9 @@ def register_config(register: ConfigRegistrar) -> None:
 def register_formats(register: FormatRegistrar) -> None:
     """Register wire-format codecs (``register(codec)``) that map a dialect to and from the IR.
 
-    The built-in dialects (``openai``, ``openai-response``, ``claude``, ``gemini``, ``gemini-cli``) are
+    A codec subclasses ``cliproxy.formats.base.Codec``, which also gives it the dialect's error envelope,
+    stream-end check and token-count shapes (defaults to override where the dialect differs). The built-in
+    dialects (``openai``, ``openai-response``, ``claude``, ``gemini``, ``gemini-cli``) are
     registered by core through this same hook.
     """
 
@@ -60,6 +63,16 @@ def register_models(register: ModelRegistrar, settings: Settings) -> None:
 
     Runs at startup and after every config reload. Credentials that list their own models (aliases in
     config) override the catalog for themselves.
+    """
+
+
+@hookspec
+def register_model_rules(register: ModelRuleRegistrar, settings: Settings) -> None:
+    """Register how a provider reads model names it has no catalog entry for: ``register(provider, rule)``.
+
+    ``rule(model) -> (base model, ReasoningConfig) | None`` turns a name such as ``<model>-thinking-4096`` into a
+    model the provider serves plus the thinking setting the name asks for (it wins over the request body's).
+    Runs at startup and after every config reload; the rule itself runs on requests for unknown model names.
     """
 
 

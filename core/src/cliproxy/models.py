@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .credentials import Credential
-from .registries import ModelInfo
+from .ir import ReasoningConfig
+from .registries import ModelInfo, ModelRule
 
 __all__ = ["ModelRegistry", "RegisteredModel"]
 
@@ -24,8 +25,12 @@ class RegisteredModel:
 
 
 class ModelRegistry:
-    def __init__(self, catalog: Mapping[str, list[ModelInfo]] | None = None) -> None:
+    def __init__(
+        self, catalog: Mapping[str, list[ModelInfo]] | None = None, rules: Mapping[str, ModelRule] | None = None
+    ) -> None:
         self.catalog: dict[str, list[ModelInfo]] = {k: list(v) for k, v in (catalog or {}).items()}
+        #: provider -> its model-name rule (``register_model_rules``), swapped whole on reload.
+        self.rules: dict[str, ModelRule] = dict(rules or {})
         self._models: dict[str, RegisteredModel] = {}
         self._cred_models: dict[str, frozenset[str]] = {}
         self._order: dict[str, list[str]] = {}
@@ -72,6 +77,25 @@ class ModelRegistry:
     def providers_for(self, model: str) -> list[str]:
         """Providers serving ``model``: most credentials first, then by name (stable)."""
         return self._order.get(model.lower(), [])
+
+    def resolve_rule(self, model: str) -> tuple[str, ReasoningConfig | None, list[str]]:
+        """For a model id nobody serves as such: ``(base model, thinking override, providers)`` by model rules.
+
+        A provider's rule applies to that provider only (the naming is its convention), and only when one of
+        its credentials serves the base model. Providers whose rules read the name the same way share the
+        request, in ``providers_for`` order. ``(model, None, [])`` when no rule applies.
+        """
+        rules = self.rules
+        for provider, rule in rules.items():
+            hit = rule(model)
+            if hit is None:
+                continue
+            served = self.providers_for(hit[0])
+            if provider not in served:
+                continue
+            providers = [p for p in served if p == provider or ((r := rules.get(p)) is not None and r(model) == hit)]
+            return hit[0], hit[1], providers
+        return model, None, []
 
     def info(self, model: str) -> ModelInfo | None:
         entry = self._models.get(model.lower())

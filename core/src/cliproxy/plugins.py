@@ -29,6 +29,8 @@ from .registries import (
     FormatRegistrar,
     ModelInfo,
     ModelRegistrar,
+    ModelRule,
+    ModelRuleRegistrar,
     QuotaFallback,
     QuotaFallbackRegistrar,
     Registry,
@@ -194,6 +196,11 @@ class PluginHost:
         owners: dict[str, str] = {}
         self._each("register_models", lambda n: {"register": ModelRegistrar(n, catalog, owners), "settings": settings})
         return catalog, owners
+
+    def model_rules(self, settings: Settings) -> Registry[str, ModelRule]:
+        reg: Registry[str, ModelRule] = Registry("model rule")
+        self._each("register_model_rules", lambda n: {"register": ModelRuleRegistrar(n, reg), "settings": settings})
+        return reg
 
     def executors(self, settings: Settings) -> Registry[str, ExecutorFactory]:
         reg: Registry[str, ExecutorFactory] = Registry("executor")

@@ -6,9 +6,9 @@ eligible id after it (in sorted order), so a credential that is skipped (cooling
 request) does not shift the others' turns: 1,000 concurrent picks over 5 keys give exactly 200 each.
 
 Cooldowns (per credential and model): 401/402/403 rest 30 min; 429 rests for the upstream's hint
-(``Retry-After``, Gemini ``retryDelay``, Codex ``resets_in_seconds`` ...) clamped to [1 s, 30 min], else an
-exponential backoff 1 s, 2 s, 4 s ... 30 min that grows with consecutive 429s; 408/5xx/network errors rest
-1 min. Any success clears the model's state, including the backoff level.
+(``Retry-After`` or the provider's own reset field, see ``HttpExecutor.retry_after_hint``) clamped to
+[1 s, 30 min], else an exponential backoff 1 s, 2 s, 4 s ... 30 min that grows with consecutive 429s;
+408/5xx/network errors rest 1 min. Any success clears the model's state, including the backoff level.
 """
 
 from __future__ import annotations
@@ -119,6 +119,8 @@ class CredentialPool:
         #: ``provider:model`` -> id picked last; the next pick starts after it.
         self._last: dict[str, str] = {}
         self._provider_cursor: dict[str, int] = {}
+        #: ``Credential.dynamic_prefix`` -> provider, for ``<prefix>://<model>`` requests.
+        self._prefixes: dict[str, str] = {}
 
     # ------------------------------------------------------------------ snapshot management
 
@@ -146,7 +148,11 @@ class CredentialPool:
         by_provider: dict[str, list[str]] = {}
         for cid in sorted(new):
             by_provider.setdefault(new[cid].cred.provider, []).append(cid)
-        self._states, self._by_provider = new, by_provider
+        prefixes: dict[str, str] = {}
+        for st in new.values():
+            if st.cred.dynamic_prefix:
+                prefixes.setdefault(st.cred.dynamic_prefix, st.cred.provider)
+        self._states, self._by_provider, self._prefixes = new, by_provider, prefixes
         for cid in diff.added:
             log.info("credential added", credential=_name(new[cid]), provider=new[cid].cred.provider)
         for cid in diff.changed:
@@ -177,6 +183,10 @@ class CredentialPool:
 
     def providers(self) -> set[str]:
         return set(self._by_provider)
+
+    def dynamic_provider(self, prefix: str) -> str | None:
+        """The provider whose credentials declared ``dynamic_prefix == prefix`` (case-sensitive), if any."""
+        return self._prefixes.get(prefix)
 
     # ------------------------------------------------------------------ selection
 

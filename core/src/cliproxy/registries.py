@@ -6,18 +6,21 @@ A registrar records which plugin registered each entry, so duplicates fail with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 import msgspec
 
 if TYPE_CHECKING:
     from .credentials import Credential
     from .formats.base import Codec
+    from .ir import ReasoningConfig
     from .protocols import Authenticator, ExecutorFactory
 
 __all__ = [
     "AuthenticatorRegistrar",
+    "ConfigCheck",
+    "ConfigIssues",
     "ConfigRegistrar",
     "ConfigSection",
     "DuplicateRegistration",
@@ -25,6 +28,8 @@ __all__ = [
     "FormatRegistrar",
     "ModelInfo",
     "ModelRegistrar",
+    "ModelRule",
+    "ModelRuleRegistrar",
     "QuotaFallback",
     "QuotaFallbackRegistrar",
     "Registry",
@@ -106,10 +111,29 @@ class _Bound:
         self.owner = owner
 
 
+class ConfigIssues(Protocol):
+    """Where a section's ``check`` reports problems; ``path`` is relative to the section (``[0, "name"]``).
+
+    Both name the file and line of the deepest part of ``path`` that exists in the YAML.
+    """
+
+    def warn(self, path: Sequence[str | int], message: str) -> None:
+        """Record a warning (shown at startup, on reload and by ``cliproxy config check``)."""
+
+    def error(self, path: Sequence[str | int], message: str) -> NoReturn:
+        """Reject the config: startup stops, a reload keeps the running config."""
+        raise NotImplementedError
+
+
+#: ``check(value, issues) -> value``: runs after type validation; returns the value to keep (cleaned up).
+ConfigCheck = Callable[[Any, ConfigIssues], Any]
+
+
 class ConfigSection(msgspec.Struct, frozen=True):
     key: str
     type: Any
     default: Any
+    check: ConfigCheck | None = None
 
 
 class ConfigRegistrar(_Bound):
@@ -117,8 +141,8 @@ class ConfigRegistrar(_Bound):
         super().__init__(owner)
         self._registry = registry
 
-    def __call__(self, key: str, type: Any, *, default: Any = None) -> None:
-        self._registry.add(key, ConfigSection(key, type, default), self.owner)
+    def __call__(self, key: str, type: Any, *, default: Any = None, check: ConfigCheck | None = None) -> None:
+        self._registry.add(key, ConfigSection(key, type, default, check), self.owner)
 
 
 class FormatRegistrar(_Bound):
@@ -173,6 +197,19 @@ class QuotaFallbackRegistrar(_Bound):
 
     def __call__(self, provider: str, fallback: QuotaFallback) -> None:
         self._registry.add(provider, fallback, self.owner)
+
+
+#: ``rule(model) -> (base model, thinking override) | None`` for a model id no credential serves as such.
+ModelRule = Callable[[str], "tuple[str, ReasoningConfig] | None"]
+
+
+class ModelRuleRegistrar(_Bound):
+    def __init__(self, owner: str, registry: Registry[str, ModelRule]) -> None:
+        super().__init__(owner)
+        self._registry = registry
+
+    def __call__(self, provider: str, rule: ModelRule) -> None:
+        self._registry.add(provider, rule, self.owner)
 
 
 class RouteRegistrar(_Bound):

@@ -137,6 +137,7 @@ class Runtime:
         self.pool.policy = CooldownPolicy(disable_cooling=s.disable_cooling)
         catalog, _ = self.host.model_catalog(s)
         self.registry.catalog = {k: list(v) for k, v in catalog.items()}
+        self.registry.rules = dict(self.host.model_rules(s).items)
         diff = self.pool.update(creds)
         self.registry.rebuild(self.pool.credentials())
         self.http.set_default_proxy(s.proxy_url)

@@ -2,8 +2,9 @@
 
 Dialects disagree on how thinking is requested: OpenAI chat and Responses send an *effort* word, Claude and
 Gemini a token *budget*. The IR keeps whichever form the client used (``ReasoningConfig.effort`` or
-``.budget``) and each target codec converts with the functions below, so all codecs agree on one table
-(spec §4.0.3):
+``.budget``) and each target codec converts with the functions below, so all codecs agree on one table (the
+notes say where a value comes from; "reference" values are CLIProxyAPI's, kept so clients that move from it get
+the same thinking for the same request):
 
 =========  ==========  ============================================================================
 effort     budget      notes
@@ -31,11 +32,13 @@ budget           effort
 1025 … 8192      medium
 > 8192           high
 ===============  ======
+
+Which model names carry thinking settings (``<model>-thinking-<budget>``, ``<model>-<effort>``) is each
+provider's rule (``register_model_rules``); :func:`parse_thinking_suffix` only parses the generic forms.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Final
 
 from .ir import ReasoningConfig
@@ -49,9 +52,9 @@ __all__ = [
     "budget_to_effort",
     "effort_to_budget",
     "normalize_budget",
+    "parse_thinking_suffix",
     "resolve_budget",
     "resolve_effort",
-    "split_thinking_suffix",
 ]
 
 #: Budget value meaning "let the model decide".
@@ -109,10 +112,12 @@ def resolve_effort(cfg: ReasoningConfig | None) -> str | None:
 
 
 def normalize_budget(budget: int, support: ThinkingSupport | None) -> int:
-    """Fit ``budget`` into a model's accepted range (spec §4.0.3); unknown models get it unchanged.
+    """Fit ``budget`` into a model's accepted range; unknown models get it unchanged.
 
-    A dynamic budget on a model without dynamic thinking becomes the middle of its range, and ``0`` on a model
-    that cannot switch thinking off becomes its minimum (e.g. ``gemini-2.5-pro`` → 128).
+    Upstreams reject budgets outside a model's range instead of clamping them, so every budget sent to a
+    budget-based upstream goes through here. A dynamic budget on a model without dynamic thinking becomes the
+    middle of its range, and ``0`` on a model that cannot switch thinking off becomes its minimum (a model with
+    ``min=128, zero_allowed=False`` gets 128).
     """
     if support is None or (support.min == 0 and support.max == 0):
         return budget
@@ -128,38 +133,26 @@ def normalize_budget(budget: int, support: ThinkingSupport | None) -> int:
     return max(support.min, min(support.max, budget))
 
 
-_GPT5_EFFORT = re.compile(r"^(gpt-5)-(minimal|low|medium|high)$|^(gpt-5-codex)-(low|medium|high)$", re.IGNORECASE)
-_THINKING_INFIX = "-thinking-"
-_NOTHINKING = "-nothinking"
+_THINKING_INFIX: Final = "-thinking-"
+_NOTHINKING: Final = "-nothinking"
 
 
-def split_thinking_suffix(model: str) -> tuple[str, ReasoningConfig | None]:
-    """Strip a thinking suffix from a client model name (spec §2.2, providers spec §1.9).
+def parse_thinking_suffix(model: str) -> tuple[str, ReasoningConfig] | None:
+    """The generic thinking suffixes of a model name, for providers whose model rules accept them.
 
-    * ``gemini-…-nothinking`` → budget 0 and no thoughts (128 for ``gemini-2.5-pro``, which cannot turn
-      thinking off).
-    * ``gemini-…-thinking-<digits>[…]`` (last occurrence) → that budget; thoughts left to the request.
-    * ``gpt-5-<minimal|low|medium|high>`` / ``gpt-5-codex-<low|medium|high>`` → base model plus that effort.
+    * ``<base>-nothinking`` → budget 0 and no thoughts.
+    * ``<base>-thinking-<digits>[anything]`` (the last ``-thinking-``) → that budget; whether thoughts are
+      shown is left to the request.
 
-    Returns ``(model, None)`` when there is no suffix, so callers can use the result unconditionally. The
-    returned config *overrides* whatever the request body asked for: the suffix is the more specific
-    instruction.
+    Case-insensitive; the base keeps the caller's spelling. ``None`` when neither form is present.
     """
     lower = model.lower()
-    if lower.startswith("gemini-"):
-        if lower.endswith(_NOTHINKING):
-            base = model[: -len(_NOTHINKING)]
-            budget = 128 if base.lower().startswith("gemini-2.5-pro") else 0
-            return base, ReasoningConfig(budget=budget, include_thoughts=False)
-        pos = lower.rfind(_THINKING_INFIX)
-        if pos > 0:
-            tail = model[pos + len(_THINKING_INFIX) :]
-            digits = len(tail) - len(tail.lstrip("0123456789"))
-            if digits:
-                return model[:pos], ReasoningConfig(budget=int(tail[:digits]))
-        return model, None
-    m = _GPT5_EFFORT.match(model)
-    if m is not None:
-        base, effort = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        return base, ReasoningConfig(effort=effort.lower())
-    return model, None
+    if lower.endswith(_NOTHINKING) and len(model) > len(_NOTHINKING):
+        return model[: -len(_NOTHINKING)], ReasoningConfig(budget=0, include_thoughts=False)
+    pos = lower.rfind(_THINKING_INFIX)
+    if pos > 0:
+        tail = model[pos + len(_THINKING_INFIX) :]
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        if digits:
+            return model[:pos], ReasoningConfig(budget=int(tail[:digits]))
+    return None

@@ -1,21 +1,21 @@
-"""Token counting: read counts from upstreams that have a count endpoint, estimate locally otherwise.
+"""Local token estimates, for upstreams without a count endpoint.
 
-No tokenizer data can be downloaded at run time, so the local estimate is a calibrated heuristic (about four
-characters per token for prose, denser for code and CJK text), not an exact BPE count.
+Counts read from upstreams that have one, and the count answer each client expects, are dialect shapes owned
+by the codecs (``Codec.decode_count_tokens_response`` / ``encode_count_tokens_response``). No tokenizer data
+can be downloaded at run time, so the local estimate is a calibrated heuristic (about four characters per
+token for prose, denser for code and CJK text), not an exact BPE count.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import msgspec
 
 from . import ir
 
-__all__ = ["count_body", "estimate_request", "estimate_text", "upstream_count"]
+__all__ = ["estimate_request", "estimate_text"]
 
-_decode = msgspec.json.decode
 _encode = msgspec.json.encode
 _WORDS = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 #: Tokens an image costs in the major tokenizers (order of magnitude; providers differ).
@@ -51,26 +51,3 @@ def estimate_request(req: ir.Request) -> int:
         if tool.parameters:
             total += estimate_text(_encode(tool.parameters).decode())
     return total
-
-
-def upstream_count(body: bytes) -> int | None:
-    """The token count in a Claude (``input_tokens``) or Gemini (``totalTokens``) count answer."""
-    try:
-        data: Any = _decode(body)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("response"), dict) and "totalTokens" not in data:
-        data = data["response"]
-    if not isinstance(data, dict):
-        return None
-    for key in ("input_tokens", "totalTokens", "total_tokens"):
-        value = data.get(key)
-        if isinstance(value, int):
-            return value
-    return None
-
-
-def count_body(client_format: str, n: int) -> bytes:
-    if client_format.startswith("gemini"):
-        return _encode({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]})
-    return _encode({"input_tokens": n})

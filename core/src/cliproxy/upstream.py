@@ -1,7 +1,8 @@
 """Shared HTTP executor: POST a translated body, map failures to ``UpstreamError``, stream SSE as it arrives.
 
 Provider plugins subclass :class:`HttpExecutor` and override ``url``/``headers`` (and ``prepare`` for body
-quirks); transport, error mapping, retry hints and incremental SSE parsing live here once.
+quirks, ``retry_after_hint`` for a provider's own reset fields); transport, error mapping and incremental SSE
+parsing live here once.
 """
 
 from __future__ import annotations
@@ -13,40 +14,48 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import httpx
 
-from .api.errors import upstream_message
 from .credentials import Credential
-from .errors import UpstreamError
+from .errors import UpstreamError, upstream_message
 from .http import HttpClients
 from .protocols import UpstreamCall, UpstreamResponse
 from .sse import SSEEvent, SSEParser
 
-__all__ = ["HttpExecutor", "retry_after_hint"]
+__all__ = ["HttpExecutor", "hint_seconds", "retry_after_header", "retry_hint_in_text"]
 
-_RESET_AFTER = re.compile(rb"(?:reset after|retry in|try again in)\s+([0-9.]+)\s*(ms|s|seconds?)?", re.I)
-_RETRY_DELAY = re.compile(rb'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([0-9.]+)(ms|s)"')
-_RESETS_IN = re.compile(rb'"resets_in_seconds"\s*:\s*([0-9.]+)')
+#: How upstreams phrase a wait in error messages ("Please try again in 20ms", "quota will reset after 5s").
+_TEXT_HINT = re.compile(rb"(?:reset after|retry in|try again in)\s+([0-9.]+)\s*(ms|s|seconds?)?", re.I)
+#: Hints are looked for in the head of an error body only: bodies can be large and the hint comes early.
+HINT_SCAN_BYTES = 20000
 
 
-def retry_after_hint(headers: Mapping[str, str], body: bytes) -> float | None:
-    """Seconds until the upstream expects us back: ``Retry-After`` or the provider's own reset hints."""
+def retry_after_header(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or ``None``."""
     value = headers.get("retry-after")
     if value:
         value = value.strip()
         try:
             return max(float(value), 0.0)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
-            if parsed is not None:
-                return max(parsed.timestamp() - time.time(), 0.0)
-    for pat in (_RETRY_DELAY, _RESETS_IN, _RESET_AFTER):
-        m = pat.search(body[:20000])
-        if m:
-            seconds = float(m.group(1))
-            unit = m.group(2) if m.lastindex and m.lastindex >= 2 else None
-            if unit == b"ms":
-                seconds /= 1000
-            return seconds
+            pass
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (ValueError, TypeError):
+            return None  # a malformed header is no hint; it must not turn the upstream's answer into a crash
+        return max(parsed.timestamp() - time.time(), 0.0)
     return None
+
+
+def hint_seconds(match: re.Match[bytes]) -> float:
+    """Seconds from a match whose group 1 is a number and optional group 2 a unit (``ms``, else seconds)."""
+    seconds = float(match.group(1))
+    unit = match.group(2) if match.lastindex and match.lastindex >= 2 else None
+    return seconds / 1000 if unit == b"ms" else seconds
+
+
+def retry_hint_in_text(body: bytes) -> float | None:
+    """A wait stated in words inside an error body, or ``None``."""
+    m = _TEXT_HINT.search(body[:HINT_SCAN_BYTES])
+    return hint_seconds(m) if m else None
 
 
 class HttpExecutor:
@@ -92,11 +101,22 @@ class HttpExecutor:
             self._parsed(url), content=body, headers=headers, proxy_url=cred.proxy_url, stream=stream
         )
 
+    def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
+        """Seconds until the upstream wants this credential back after an error answer, else ``None``.
+
+        The pool cools the credential that long (clamped) instead of guessing with a backoff. Only a 429 has a
+        hint: other statuses cool for fixed times. The default reads ``Retry-After``, then a wait stated in the
+        message text; a provider whose error bodies carry a reset field of their own overrides this, keeping
+        ``Retry-After`` first (see ``retry_after_header``, ``retry_hint_in_text``).
+        """
+        if status != 429:
+            return None
+        hint = retry_after_header(headers)
+        return hint if hint is not None else retry_hint_in_text(body)
+
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         message = upstream_message(body, f"upstream answered HTTP {status}")
-        return UpstreamError(
-            status, message, body=body, retry_after=retry_after_hint(headers, body) if status == 429 else None
-        )
+        return UpstreamError(status, message, body=body, retry_after=self.retry_after_hint(status, headers, body))
 
     async def execute(self, call: UpstreamCall, cred: Credential) -> UpstreamResponse:
         headers = self.headers(call, cred)

@@ -56,7 +56,7 @@ def claude_body(req: ir.Request) -> dict[str, Any]:
 
 
 def assert_canonical_stream(raw: bytes) -> list[tuple[str | None, Any]]:
-    """Spec §6.3: message_start first, contiguous indexes, one open block at a time, one message_delta."""
+    """Anthropic's order: message_start first, contiguous indexes, one open block at a time, one message_delta."""
     evs = frames(raw)
     for name, data in evs:
         assert name == data["type"]
@@ -247,7 +247,7 @@ def test_decode_claude_code_request() -> None:
     )
     assert assistant[2] == ir.ToolCallPart(id="toolu_01Read", name="Read", arguments='{"file_path":"/work/README.md"}')
     read, bash = req.messages[2].parts
-    # §7.19: result names come from the tool_use history, not from the id.
+    # Result names come from the tool_use history, not from the id (real ids like toolu_01X name nothing).
     assert read == ir.ToolResultPart(call_id="toolu_01Read", name="Read", content=[ir.TextPart("# cliproxy\nA proxy.")])
     assert bash == ir.ToolResultPart(
         call_id="toolu_01Bash",
@@ -441,7 +441,7 @@ def test_openai_request_to_claude_body() -> None:
         {"type": "tool_use", "id": "call_paris", "name": "get_weather", "input": {"city": "Paris"}},
         {"type": "tool_use", "id": "functions_get_weather_1", "name": "get_weather", "input": {}},
     ]
-    # §7.16: both results in the one user turn right after the calls, then folded system text and the user.
+    # Anthropic wants both results in the one user turn right after the calls; then folded system text and the user.
     assert msgs[2]["content"] == [
         {"type": "tool_result", "tool_use_id": "call_paris", "content": "18C"},
         {"type": "tool_result", "tool_use_id": "functions_get_weather_1", "content": "12C"},
@@ -473,7 +473,7 @@ def test_reasoning_effort_to_claude_thinking(effort: str, thinking: dict[str, An
     data = claude_body(OPENAI.decode_request(enc(body)))
     assert data["thinking"] == thinking
     if thinking["type"] == "enabled":
-        # §7.25: max_tokens above the budget; sampling knobs Anthropic rejects with thinking are dropped.
+        # Anthropic's rules: max_tokens above the budget; sampling knobs it rejects with thinking are dropped.
         assert data["max_tokens"] > thinking["budget_tokens"]
         assert "temperature" not in data and "top_p" not in data
     else:
@@ -571,7 +571,7 @@ def test_tool_choice_none_and_audio_dropped() -> None:
     "system", ["Plain string system.", [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]]
 )
 def test_system_prompt_reaches_claude_intact(system: Any) -> None:
-    # §7.26: the client's system prompt is sent as `system`, never replaced.
+    # The client's system prompt is sent as `system`, never replaced or dropped.
     body = {"model": "c", "max_tokens": 5, "system": system, "messages": [{"role": "user", "content": "x"}]}
     data = claude_body(CODEC.decode_request(enc(body)))
     assert data["system"] == system
@@ -685,7 +685,7 @@ def test_encode_foreign_response_for_claude_client() -> None:
 
 
 def test_decode_response_folds_sse_text() -> None:
-    # Claude upstreams are always streamed; a non-stream client gets the folded result (§4.F.2).
+    # Claude upstreams are always streamed; a non-stream client gets the folded result.
     raw = CLAUDE_SSE
     resp = CODEC.decode_response(raw)
     assert resp.id == "msg_01Stream" and resp.model == "claude-sonnet-4-5"
@@ -787,7 +787,7 @@ def test_stream_decoder_error_event() -> None:
 
 
 def test_claude_stream_to_openai_client_has_gapless_tool_indexes() -> None:
-    # §7.23: Claude blocks [thinking(0), text(1), server(2), tool(3), tool(4)] → OpenAI tool indexes 0 and 1.
+    # No index gaps: Claude blocks [thinking(0), text(1), server(2), tool(3), tool(4)] → OpenAI tool indexes 0, 1.
     events = run_decoder(CODEC.stream_decoder(), CLAUDE_SSE)
     raw = run_encoder(OPENAI.stream_encoder(ir.Request(model="claude-sonnet-4-5", messages=[])), events)
     chunks = [dec(e.data) for e in SSEParser().feed(raw) if e.data != b"[DONE]"]
@@ -795,7 +795,7 @@ def test_claude_stream_to_openai_client_has_gapless_tool_indexes() -> None:
     assert indexes == [0, 1]
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "tool_calls"
-    assert last["usage"]["prompt_tokens"] == 1510  # message_start input + cache (spec §4.0.6 recommendation)
+    assert last["usage"]["prompt_tokens"] == 1510  # message_start input + cache reads and writes
     assert last["usage"]["prompt_tokens_details"] == {"cached_tokens": 1500}
 
 
@@ -837,7 +837,8 @@ def openai_chunk(delta: dict[str, Any] | None, finish: str | None = None, **extr
 
 
 def test_openai_upstream_tool_call_first_to_claude_client() -> None:
-    # §7.7: first chunk is a tool call without role; §7.8: no usage from upstream → zeros.
+    # The first chunk is a tool call without role (message_start must still come first); no usage from the
+    # upstream → zeros (Claude SDKs read message_delta.usage.output_tokens unconditionally).
     upstream = b"".join(
         [
             openai_chunk({"reasoning_content": "plan"}),
@@ -877,7 +878,7 @@ def test_openai_upstream_tool_call_first_to_claude_client() -> None:
 
 
 def test_stream_encoder_empty_answer_is_well_formed() -> None:
-    # §7.9: no content at all → message_start, message_delta, message_stop and no block events.
+    # No content at all (empty or blocked answer) → message_start, message_delta, message_stop, no block events.
     raw = run_encoder(
         CODEC.stream_encoder(ir.Request(model="m", messages=[])),
         [ir.Start(id="m1", model="m"), ir.Finish("stop")],
@@ -1025,7 +1026,7 @@ def test_property_encode_decode_round_trip(req: ir.Request) -> None:
 
 
 def test_stream_encoder_tool_use_wins_over_a_late_stop() -> None:
-    # §7.2: a tool call followed by a plain "stop" finish must still tell Claude clients to run the tool.
+    # A tool call followed by a plain "stop" finish must still tell Claude clients to run the tool.
     events: list[ir.Event] = [
         ir.Start(id="m1", model="m"),
         ir.ToolCallStart(index=0, id="call_1", name="Bash"),
@@ -1035,7 +1036,7 @@ def test_stream_encoder_tool_use_wins_over_a_late_stop() -> None:
     ]
     encoder = CODEC.stream_encoder(ir.Request(model="m", messages=[]))
     first = encoder.encode(events[0]) + encoder.encode(events[1])
-    # §7.6: the tool block header is available before the stream ends (nothing is buffered).
+    # The tool block header is available before the stream ends (nothing is buffered).
     assert b"content_block_start" in first
     raw = first + b"".join(encoder.encode(e) for e in events[2:]) + encoder.close()
     evs = assert_canonical_stream(raw)

@@ -221,7 +221,7 @@ def test_snake_case_keeps_argument_and_schema_keys() -> None:
 
 
 def test_function_responses_matched_to_calls_per_name_fifo() -> None:
-    """§7.18: ids are minted per call and each response gets the id of the call with its name."""
+    """Gemini has no call ids: ids are minted per call and each response gets the id of the call with its name."""
     req = CODEC.decode_request(dumps(CAMEL_REQUEST))
     calls = {p.name: p.id for p in req.messages[1].parts if isinstance(p, ir.ToolCallPart)}
     results = {p.name: p.call_id for p in req.messages[2].parts if isinstance(p, ir.ToolResultPart)}
@@ -364,7 +364,7 @@ def test_encode_openai_style_history() -> None:
 
 
 def test_parallel_calls_and_results_grouped_into_one_turn_each() -> None:
-    """§7.16: N functionCalls in one model turn followed by one turn holding the N functionResponses."""
+    """N functionCalls in one model turn followed by one turn holding the N functionResponses (Gemini's rule)."""
     body = encode(OPENAI_STYLE)
     model_turn, response_turn, user_turn = body["contents"][1:]
     assert [("text" in p, "functionCall" in p) for p in model_turn["parts"]] == [
@@ -377,7 +377,7 @@ def test_parallel_calls_and_results_grouped_into_one_turn_each() -> None:
 
 
 def test_tool_responses_use_role_user() -> None:
-    """§7.15: Gemini rejects role ``tool``."""
+    """Gemini rejects role ``tool``: results go in a ``user`` turn."""
     body = encode(OPENAI_STYLE)
     for content in body["contents"]:
         if any("functionResponse" in p for p in content["parts"]):
@@ -385,7 +385,7 @@ def test_tool_responses_use_role_user() -> None:
 
 
 def test_function_call_without_signature_gets_skip_sentinel() -> None:
-    """§7.14: Gemini 3 rejects replayed calls without ``thoughtSignature``."""
+    """Gemini 3 rejects replayed calls without ``thoughtSignature``: foreign history gets the sentinel."""
     body = encode(OPENAI_STYLE)
     calls = [p for p in body["contents"][1]["parts"] if "functionCall" in p]
     assert calls[0]["thoughtSignature"] == SKIP_THOUGHT_SIGNATURE
@@ -401,7 +401,7 @@ def test_real_signature_kept_and_parallel_sibling_not_faked() -> None:
 
 
 def test_tool_result_payload_encoding() -> None:
-    """§7.20: JSON text stays structured under ``result``, plain text stays a string, images become parts."""
+    """Tool results: JSON text stays structured under ``result``, plain text stays a string, images become parts."""
     req = ir.Request(
         model="m",
         messages=[
@@ -431,7 +431,7 @@ def test_tool_result_payload_encoding() -> None:
 
 
 def test_function_response_name_recovered_from_claude_history() -> None:
-    """§7.19: real Anthropic ids carry no name; it comes from the matching tool_use."""
+    """Real Anthropic ids carry no name; it comes from the matching tool_use."""
     req = ir.Request(
         model="m",
         messages=[
@@ -454,7 +454,7 @@ def test_function_response_name_from_reference_style_id_when_history_lacks_call(
 
 
 def test_tool_names_are_sanitised_and_restored() -> None:
-    """§7.22: invalid Gemini names are sanitised upstream and mapped back exactly."""
+    """Invalid Gemini names are sanitised upstream and mapped back exactly (case-sensitive tools like ``Bash``)."""
     long_name = "mcp__server__tool_with_a_very_long_name_that_goes_on_and_on_and_on_forever_more"
     tools = [ir.Tool(name="my tool/v2"), ir.Tool(name=long_name), ir.Tool(name="Bash")]
     req = ir.Request(model="m", tools=tools)
@@ -575,7 +575,7 @@ def test_mid_conversation_system_messages_join_system_instruction() -> None:
 
 
 def test_count_tokens_request_shape() -> None:
-    """§7.30: no safetySettings / generationConfig / top-level model in the countTokens body."""
+    """No safetySettings / generationConfig / top-level model in the countTokens body (the endpoint rejects them)."""
     body = loads(CODEC.encode_count_tokens_request(OPENAI_STYLE))
     assert set(body) == {"generateContentRequest"}
     inner = body["generateContentRequest"]
@@ -627,7 +627,7 @@ def test_decode_response_with_thoughts_text_and_calls() -> None:
     call = resp.parts[2]
     assert isinstance(call, ir.ToolCallPart) and call.signature == "c2ln" and call.arguments == '{"a":1}'
     assert resp.finish_reason == "tool_calls"
-    # candidatesTokenCount excludes thoughts; IR output includes them (§4.0.6 recommended).
+    # candidatesTokenCount excludes thoughts; IR output includes them (OpenAI semantics).
     assert resp.usage == ir.Usage(input_tokens=10, output_tokens=12, cached_tokens=4, reasoning_tokens=7)
     assert resp.usage.total_tokens == 22
 
@@ -647,7 +647,7 @@ def test_decode_response_with_thoughts_text_and_calls() -> None:
     ],
 )
 def test_finish_reason_mapping(native: str, expected: str) -> None:
-    """§7.1 item 1: upper-case Gemini reasons never leak; MAX_TOKENS → length."""
+    """Upper-case Gemini reasons never leak to other dialects; MAX_TOKENS → length."""
     body = {"candidates": [{"content": {"role": "model", "parts": [{"text": "x"}]}, "finishReason": native}]}
     assert CODEC.decode_response(dumps(body)).finish_reason == expected
 
@@ -658,7 +658,7 @@ def test_prompt_blocked_without_candidates() -> None:
 
 
 def test_signature_only_parts_are_not_content() -> None:
-    """§7.13: text sharing a part with a signature is kept; a signature-only part carries no text."""
+    """Text sharing a part with a signature is kept; a signature-only part carries no text."""
     body = {
         "candidates": [
             {
@@ -813,7 +813,8 @@ def test_stream_decoder_text_and_thoughts() -> None:
 
 
 def test_tool_call_finish_not_overwritten_by_later_stop() -> None:
-    """§7.1 item 2: functionCall in chunk 1, STOP + usage in chunk 2 → exactly one Finish, ``tool_calls``."""
+    """functionCall in chunk 1, STOP + usage in chunk 2 → exactly one Finish, ``tool_calls`` (or agents never
+    run the tool)."""
     events = decode_stream(
         [
             chunk(
@@ -843,7 +844,7 @@ def test_tool_call_finish_not_overwritten_by_later_stop() -> None:
 
 
 def test_usage_on_every_chunk_only_reported_once_at_the_end() -> None:
-    """§7.1 item 3."""
+    """Gemini repeats usageMetadata on every chunk; only the terminal chunk reports usage and finishes."""
     usage = {"promptTokenCount": 5, "totalTokenCount": 5}
     events = decode_stream(
         [
@@ -878,7 +879,7 @@ def test_stream_without_finish_reason_emits_no_finish() -> None:
 
 
 def test_signature_only_stream_part_yields_no_text() -> None:
-    """§7.13 in streaming: ``{"thoughtSignature": "x"}`` → no text delta."""
+    """Signature-only parts in streaming: ``{"thoughtSignature": "x"}`` → no text delta."""
     events = decode_stream(
         [
             chunk([{"text": "hi", "thoughtSignature": "eA=="}]),
@@ -891,7 +892,7 @@ def test_signature_only_stream_part_yields_no_text() -> None:
 
 
 def test_blocked_empty_candidate_stream_is_well_formed() -> None:
-    """§7.1 item 9: an empty/blocked answer still ends with one Start and one Finish."""
+    """An empty/blocked answer still ends with one Start and one Finish."""
     events = decode_stream(
         [
             {
@@ -939,7 +940,7 @@ def test_stream_tool_ids_unique_within_and_across_responses() -> None:
 
 
 def test_stream_encoder_canonical_sequence() -> None:
-    """§6.4: text flushed per event, whole functionCall args, terminal chunk with finishReason + usage."""
+    """Text flushed per event, whole functionCall args, terminal chunk with finishReason + usage."""
     frames = encode_stream(
         [
             ir.Start(id="abc", model="claude-sonnet-4"),

@@ -1,4 +1,4 @@
-"""Gemini-CLI envelope codec: ``{"project","model","request"}`` in, ``{"response": ...}`` out (§5.2, §6.5)."""
+"""Gemini-CLI envelope codec: ``{"project","model","request"}`` in, ``{"response": ...}`` out (and per stream chunk)."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def test_response_is_wrapped_and_unwrapped() -> None:
 
 
 def test_response_without_envelope_is_an_error_not_empty() -> None:
-    """§4.B.2: the reference returned an empty string; a proper error is required."""
+    """A body without the ``response`` envelope is an error, not an empty answer."""
     with pytest.raises(CodecError):
         CODEC.decode_response(b'{"traceId": "x"}')
     with pytest.raises(CodecError):
@@ -246,13 +246,13 @@ def test_stream_decoder_unwraps() -> None:
 
 
 def test_count_tokens_shapes() -> None:
-    """§5.1/§7.30: countTokens request carries no project, safety settings or generation config."""
+    """The countTokens request carries no project, safety settings or generation config (the endpoint rejects them)."""
     req = CODEC.decode_request(dumps(CLI_ENVELOPE))
     body = loads(CODEC.encode_count_tokens_request(req))
     assert set(body) == {"request"}
     assert set(body["request"]) == {"model", "contents"}
     assert body["request"]["model"] == "models/gemini-2.5-pro"
-    # The CLI client's count response is *not* wrapped in "response" (§3.3).
+    # The CLI client's count response is *not* wrapped in "response", unlike its other answers.
     assert loads(CODEC.encode_count_tokens_response(9)) == {
         "totalTokens": 9,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 9}],

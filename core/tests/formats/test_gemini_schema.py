@@ -1,4 +1,4 @@
-"""``clean_schema_for_gemini``: every output must pass a validator mirroring Gemini's schema rules (§4.0.7, §7.24)."""
+"""``clean_schema_for_gemini``: every output must pass a validator mirroring Gemini's schema rules."""
 
 from __future__ import annotations
 

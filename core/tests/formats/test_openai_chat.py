@@ -476,7 +476,7 @@ def test_claude_request_to_openai_body_is_valid_and_grouped() -> None:
     ["Plain string system prompt.", [{"type": "text", "text": "Block system prompt."}]],
 )
 def test_claude_system_prompt_reaches_openai_intact(system: Any) -> None:
-    # §7.26: no injected text, and the system message is only sent when there is one.
+    # No injected text, and the system message is only sent when there is one.
     body = {"model": "c", "max_tokens": 10, "system": system, "messages": [{"role": "user", "content": "hi"}]}
     data = validate_body(CODEC.encode_request(CLAUDE.decode_request(enc(body))))
     text = system if isinstance(system, str) else system[0]["text"]
@@ -603,7 +603,7 @@ def test_stream_encoder_follows_the_canonical_order() -> None:
     raw = run_encoder(CODEC.stream_encoder(req), EVENTS)
     assert raw.endswith(b"data: [DONE]\n\n") and raw.count(b"[DONE]") == 1
     chunks = chunks_of(raw)
-    # Same envelope everywhere; the client's model name, not the upstream's (spec §4.F.1).
+    # Same envelope everywhere; the client's model name, not the upstream's.
     assert {(c.id, c.created, c.model, c.object) for c in chunks} == {
         ("chatcmpl-7", 1730000000, "gpt-4o", "chat.completion.chunk")
     }
@@ -771,7 +771,7 @@ def test_stream_decoder_full_transcript() -> None:
 
 
 def test_stream_decoder_interleaved_parallel_calls_keep_their_arguments() -> None:
-    # §7.17: two tool-call indices interleaved, the second header arriving before the first's arguments.
+    # Two tool-call indices interleaved, the second header arriving before the first's arguments.
     raw = b"".join(
         [
             chunk(
@@ -803,7 +803,7 @@ def test_stream_decoder_interleaved_parallel_calls_keep_their_arguments() -> Non
 
 
 def test_stream_decoder_synthesises_missing_ids_and_waits_for_names() -> None:
-    # §7.21: vLLM-style gateways omit ids; some send arguments before the name.
+    # vLLM-style gateways omit ids; some send arguments before the name.
     raw = b"".join(
         [
             chunk({"tool_calls": [{"index": 3, "function": {"arguments": '{"q"'}}]}),
@@ -814,7 +814,7 @@ def test_stream_decoder_synthesises_missing_ids_and_waits_for_names() -> None:
     )
     events = run_decoder(CODEC.stream_decoder(), raw)
     assert events == [
-        ir.Start(id="chatcmpl-9", model="up", created=1),  # §7.7: no role needed to start
+        ir.Start(id="chatcmpl-9", model="up", created=1),  # no role needed to start
         ir.ToolCallStart(index=0, id="call_chatcmpl-9_0_3", name="search"),
         ir.ToolArgsDelta(index=0, json='{"q":"x"}'),
         ir.Finish("tool_calls"),
@@ -822,7 +822,7 @@ def test_stream_decoder_synthesises_missing_ids_and_waits_for_names() -> None:
 
 
 def test_stream_decoder_finishes_on_done_without_finish_reason() -> None:
-    # §7.4: content then [DONE] with no finish_reason still ends the stream properly.
+    # Content then [DONE] with no finish_reason still ends the stream properly.
     raw = chunk({"role": "assistant", "content": "partial"}) + b"data: [DONE]\n\n"
     events = run_decoder(CODEC.stream_decoder(), raw)
     assert events[-1] == ir.Finish("stop")
@@ -928,7 +928,7 @@ def test_property_encode_decode_round_trip(req: ir.Request) -> None:
 
 
 def test_stream_decoder_ignores_usage_on_intermediate_chunks() -> None:
-    # §7.3: providers that repeat (cumulative) usage on every chunk must not end the stream early.
+    # Providers that repeat (cumulative) usage on every chunk must not end the stream early.
     raw = b"".join(
         [
             chunk({"role": "assistant", "content": "a"}, usage={"prompt_tokens": 5, "completion_tokens": 1}),
@@ -944,7 +944,7 @@ def test_stream_decoder_ignores_usage_on_intermediate_chunks() -> None:
 
 
 def test_stream_decoder_handles_a_30mb_line() -> None:
-    # §7.11: base64 images from image models produce enormous single lines.
+    # Base64 images from image models produce enormous single lines.
     big = "A" * (30 * 1024 * 1024)
     events = run_decoder(CODEC.stream_decoder(), chunk({"content": big}, "stop") + b"data: [DONE]\n\n")
     text = [e for e in events if isinstance(e, ir.TextDelta)]
@@ -952,7 +952,7 @@ def test_stream_decoder_handles_a_30mb_line() -> None:
 
 
 def test_stream_encoder_flushes_every_event() -> None:
-    # §7.6: each IR event yields its bytes immediately (nothing is held back for batching).
+    # Each IR event yields its bytes immediately (nothing is held back for batching).
     encoder = CODEC.stream_encoder(ir.Request(model="m", messages=[]))
     assert encoder.encode(ir.Start(id="c", model="m")).startswith(b"data: ")
     assert b'"content":"first"' in encoder.encode(ir.TextDelta("first"))

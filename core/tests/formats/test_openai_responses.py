@@ -1,4 +1,7 @@
-"""OpenAI Responses codec, validated against the official ``openai`` SDK models (§6.2, §4.C/4.D, §7)."""
+"""OpenAI Responses codec, validated against the official ``openai`` SDK models.
+
+Covers request, response and stream shapes, and the quirks of the Codex upstream.
+"""
 
 from __future__ import annotations
 
@@ -206,13 +209,13 @@ def test_codex_request_round_trip_validates() -> None:
 
 
 def test_string_input_becomes_user_message() -> None:
-    """§7.27: ``{"input": "hi"}`` is a user turn, not silently dropped."""
+    """``{"input": "hi"}`` is a user turn, not silently dropped."""
     req = CODEC.decode_request(b'{"model":"gpt-5","input":"hi"}')
     assert req.messages == [ir.Message(role="user", parts=[ir.TextPart(text="hi")])]
 
 
 def test_role_only_items_and_string_content() -> None:
-    """§7.27: message items without ``type`` and with string content (d9a65745d)."""
+    """Message items without ``type`` and with string content are accepted."""
     req = CODEC.decode_request(
         dumps(
             {
@@ -233,7 +236,7 @@ def test_role_only_items_and_string_content() -> None:
 
 
 def test_orphan_function_call_output_becomes_user_message() -> None:
-    """§7.29: an output whose call lives behind ``previous_response_id`` never becomes an orphan tool message."""
+    """An output whose call lives behind ``previous_response_id`` never becomes an orphan tool message."""
     req = CODEC.decode_request(
         dumps(
             {
@@ -250,7 +253,7 @@ def test_orphan_function_call_output_becomes_user_message() -> None:
 
 
 def test_parallel_calls_form_one_assistant_turn_and_one_tool_turn() -> None:
-    """§7.16: consecutive function_call items → one assistant message; their outputs → one tool message."""
+    """Parallel calls: consecutive function_call items → one assistant message; their outputs → one tool message."""
     req = CODEC.decode_request(
         dumps(
             {
@@ -363,7 +366,7 @@ def test_encode_from_foreign_ir() -> None:
 
 
 def test_long_tool_names_shortened_and_restored() -> None:
-    """§7.22 / §4.0.9: names over 64 chars are shortened (mcp__ rule, ``_N`` suffixes) and mapped back."""
+    """Names over Codex's 64-char limit are shortened (mcp__ rule, ``_N`` suffixes) and mapped back."""
     long_a = "mcp__server__tool_with_a_very_long_name_that_goes_on_and_on_and_on_forever_more_x"
     long_b = "mcp__other__tool_with_a_very_long_name_that_goes_on_and_on_and_on_forever_more_x"
     plain = "x" * 70
@@ -478,7 +481,7 @@ def test_decode_response() -> None:
 
 
 def test_decode_completed_event_wrapper_and_incomplete() -> None:
-    """Codex non-stream bodies are the ``response.completed`` payload (§3.2)."""
+    """Codex non-stream bodies are the ``response.completed`` payload."""
     wrapped = {"type": "response.completed", "sequence_number": 9, "response": COMPLETED}
     assert CODEC.decode_response(dumps(wrapped)).id == "resp_0a1b"
     incomplete = dict(COMPLETED, status="incomplete", incomplete_details={"reason": "max_output_tokens"}, output=[])
@@ -555,7 +558,7 @@ FULL_STREAM: list[ir.Event] = [
 
 
 def test_stream_encoder_full_event_order() -> None:
-    """§6.2 exactly: created, in_progress, reasoning, message, function calls, completed."""
+    """OpenAI's event order exactly: created, in_progress, reasoning, message, function calls, completed."""
     out = run_encoder(FULL_STREAM, ir.Request(model="gpt-5-codex", system=[ir.TextPart(text="inst")]))
     assert [n for n, _ in out] == [
         "response.created",
@@ -624,7 +627,8 @@ def test_stream_encoder_full_event_order() -> None:
 
 
 def test_stream_without_finish_still_completes_once() -> None:
-    """§7.1 item 4: content then end of stream with no finish → items closed, one ``response.completed``."""
+    """Content then end of stream with no finish → items closed, one ``response.completed`` (Codex CLI reports
+    "stream disconnected before completion" otherwise)."""
     out = run_encoder([ir.Start(id="x", model="m"), ir.TextDelta(text="partial")])
     assert [n for n, _ in out][-4:] == [
         "response.output_text.done",
@@ -635,7 +639,7 @@ def test_stream_without_finish_still_completes_once() -> None:
 
 
 def test_duplicate_finish_emits_single_completed() -> None:
-    """§7.1 item 5."""
+    """A second finish never produces a second ``response.completed``."""
     enc = CODEC.stream_encoder(ir.Request(model="m"))
     raw = b"".join(
         enc.encode(e)
@@ -672,7 +676,7 @@ def test_error_becomes_response_failed() -> None:
 
 
 def test_parallel_tool_calls_are_two_items() -> None:
-    """§7.17: two tool calls → two function_call items with their own arguments."""
+    """Two tool calls → two function_call items with their own arguments (never collapsed into one)."""
     out = run_encoder(
         [
             ir.Start(id="x", model="m"),
@@ -962,7 +966,7 @@ def test_stream_decoder_codex_transcript() -> None:
 
 
 def test_non_standard_events_are_ignored() -> None:
-    """§7.1 item 12: ``codex.*`` and other foreign events produce nothing."""
+    """``codex.*`` and other foreign events produce nothing (they break strict Responses clients)."""
     dec = CODEC.stream_decoder()
     assert dec.feed(SSEEvent(b'{"type":"codex.rate_limits"}', "codex.rate_limits")) == []
     assert dec.feed(SSEEvent(b'{"type":"responsesapi.websocket_timing"}')) == []

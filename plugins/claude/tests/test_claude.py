@@ -34,7 +34,8 @@ MODEL = "claude-sonnet-4-5-20250929"
 def settings_from(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    return load_settings(path)
+    host = PluginHost(make_plugin_manager(entry_points=False, extra=[plugin]))
+    return load_settings(path, dict(host.config_sections().items))
 
 
 def body(**extra: Any) -> bytes:

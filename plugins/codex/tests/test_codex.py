@@ -14,6 +14,7 @@ from cliproxy.config import Settings, load_settings
 from cliproxy.credentials import Credential, ModelAlias, stable_id
 from cliproxy.errors import ProxyError, UpstreamError
 from cliproxy.http import HttpClients
+from cliproxy.ir import ReasoningConfig
 from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.protocols import UpstreamCall
 from cliproxy.testing import FakeOpenAIResponses, Reply, serve_on_loopback
@@ -21,7 +22,7 @@ from cliproxy.testing.fakes.base import Conn, Endpoint, Recorded
 from cliproxy.testing.proxy import run_proxy
 from cliproxy_codex import plugin
 from cliproxy_codex.executor import INCOMPLETE_STREAM_MESSAGE, CodexExecutor, is_chatgpt_backend
-from cliproxy_codex.models import CATALOG, EFFORT_VARIANTS, by_id, split_effort
+from cliproxy_codex.models import CATALOG, EFFORT_VARIANTS, by_id, model_rule, split_effort
 
 KEY = "sk-proj-test-key-0001"
 CLIENT_KEY = "sk-client-codex-test"
@@ -30,7 +31,8 @@ CLIENT_KEY = "sk-client-codex-test"
 def settings_from(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    return load_settings(path)
+    host = PluginHost(make_plugin_manager(entry_points=False, extra=[plugin]))
+    return load_settings(path, dict(host.config_sections().items))
 
 
 def body(model: str = "gpt-5", **extra: Any) -> bytes:
@@ -136,6 +138,24 @@ def test_catalog_and_effort_variants() -> None:
     assert gpt5.input_token_limit == 400000 and gpt5.output_token_limit == 128000
     assert is_chatgpt_backend("https://chatgpt.com/backend-api/codex/")
     assert not is_chatgpt_backend("https://api.openai.com/v1")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-5-high", ("gpt-5", ReasoningConfig(effort="high"))),
+        ("gpt-5-minimal", ("gpt-5", ReasoningConfig(effort="minimal"))),
+        ("GPT-5-Low", ("gpt-5", ReasoningConfig(effort="low"))),
+        ("gpt-5-codex-low", ("gpt-5-codex", ReasoningConfig(effort="low"))),
+        ("gpt-5.1-codex-max-xhigh", ("gpt-5.1-codex-max", ReasoningConfig(effort="xhigh"))),
+        ("gpt-5-codex-minimal", None),
+        ("gpt-5-codex", None),
+        ("gpt-5", None),
+        ("gemini-2.5-pro-thinking-100", None),
+    ],
+)
+def test_model_rule(model: str, expected: tuple[str, ReasoningConfig] | None) -> None:
+    assert model_rule(model) == expected
 
 
 # ------------------------------------------------------------------------------------------------ executor
@@ -274,6 +294,15 @@ async def test_chatgpt_backend_failed_response_maps_status(http: HttpClients) ->
     assert info.value.message == "Rate limit reached"
 
 
+def test_retry_hint_reads_resets_in_seconds() -> None:
+    ex = CodexExecutor(HttpClients())
+    body = b'{"error":{"type":"usage_limit_reached","message":"Try again in 3s","resets_in_seconds":42}}'
+    assert ex.retry_after_hint(429, {}, body) == 42.0
+    assert ex.retry_after_hint(429, {"retry-after": "5"}, body) == 5.0
+    assert ex.retry_after_hint(429, {}, b'{"error":{"message":"Please try again in 20ms."}}') == 0.02
+    assert ex.retry_after_hint(400, {}, body) is None
+
+
 async def test_count_tokens(fake: tuple[FakeResponsesWithCount, str], http: HttpClients) -> None:
     up, url = fake
     ex = CodexExecutor(http)
@@ -372,4 +401,21 @@ async def test_e2e_chat_client_is_translated_to_responses(fake: tuple[FakeRespon
     assert up.last.path == "/v1/responses"
     assert up.last.json["model"] == "gpt-5-codex"
     assert up.last.json["reasoning"]["effort"] == "low"
+    assert up.validation_errors == []
+
+
+async def test_e2e_effort_variant_of_a_configured_model(fake: tuple[FakeResponsesWithCount, str]) -> None:
+    """A key that lists its own models still serves their effort variants, through the model rule."""
+    up, url = fake
+    up.handler = lambda rec: Reply(text="effort ok")
+    config = proxy_config(url + "/v1") + "    models:\n      - name: gpt-5\n"
+    async with run_proxy(config) as proxy:
+        client = openai.AsyncOpenAI(base_url=proxy.v1, api_key=CLIENT_KEY, max_retries=0)
+        models = [m.id async for m in client.models.list()]
+        assert models == ["gpt-5"]
+        resp = await client.chat.completions.create(model="gpt-5-high", messages=[{"role": "user", "content": "hi"}])
+        assert resp.choices[0].message.content == "effort ok"
+        assert up.last.json["model"] == "gpt-5" and up.last.json["reasoning"]["effort"] == "high"
+        with pytest.raises(openai.BadRequestError, match="unknown provider for model gpt-5-codex-low"):
+            await client.chat.completions.create(model="gpt-5-codex-low", messages=[{"role": "user", "content": "x"}])
     assert up.validation_errors == []

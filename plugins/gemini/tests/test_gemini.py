@@ -16,14 +16,14 @@ from cliproxy.config import Settings, load_settings
 from cliproxy.credentials import Credential, ModelAlias, stable_id
 from cliproxy.errors import UpstreamError
 from cliproxy.http import HttpClients
+from cliproxy.ir import ReasoningConfig
 from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.protocols import UpstreamCall
 from cliproxy.testing import FakeGemini, Reply, serve_on_loopback
 from cliproxy.testing.proxy import run_proxy
 from cliproxy_gemini import plugin
 from cliproxy_gemini.executor import GeminiExecutor, split_model
-from cliproxy_gemini.fallback import CONFIG_KEY, REFERENCE_TABLE, make_fallback
-from cliproxy_gemini.models import CATALOG, by_id
+from cliproxy_gemini.models import CATALOG, by_id, model_rule
 
 KEY = "AIzaSy-test-key-0001"
 CLIENT_KEY = "sk-client-gemini-test"
@@ -104,9 +104,10 @@ def test_plugin_is_discovered_and_registers_catalog_and_executor(tmp_path: Path)
     ):
         assert expected in ids
     assert "gemini" in host.executors(settings)
-    assert CONFIG_KEY in host.config_sections()
-    # No table configured: no fallback registered.
-    assert "gemini-cli" not in host.quota_fallbacks(settings)
+    assert host.config_sections().by_owner("gemini") == ["gemini-api-key", "generative-language-api-key"]
+    assert host.model_rules(settings).by_owner("gemini") == ["gemini"]
+    # API keys have no quota fallbacks (the preview-model switch is Gemini CLI's, in its own plugin).
+    assert host.quota_fallbacks(settings).by_owner("gemini") == []
 
 
 def test_catalog_metadata() -> None:
@@ -135,19 +136,26 @@ def test_split_model() -> None:
     assert split_model("gemini-2.5-pro-nothinking") == ("gemini-2.5-pro", 128, False)
 
 
-def test_quota_fallback_table(tmp_path: Path) -> None:
-    fallback = make_fallback(REFERENCE_TABLE)
-    c = cred("")
-    assert fallback(c, "gemini-2.5-pro", 0) == "gemini-2.5-pro-preview-05-06"
-    assert fallback(c, "gemini-2.5-pro-preview-05-06", 1) == "gemini-2.5-pro-preview-06-05"
-    assert fallback(c, "gemini-2.5-pro-preview-06-05", 2) is None
-    assert fallback(c, "gemini-2.5-flash-lite", 0) == "gemini-2.5-flash-lite-preview-06-17"
-    assert fallback(c, "gemini-3-pro-preview", 0) is None
-    settings = settings_from(tmp_path, f"{CONFIG_KEY}:\n  gemini-2.5-pro: [gemini-2.5-pro-preview-06-05]\n")
-    host = PluginHost(make_plugin_manager(entry_points=False, extra=[plugin]))
-    registered = host.quota_fallbacks(settings)
-    assert registered["gemini-cli"](c, "gemini-2.5-pro", 0) == "gemini-2.5-pro-preview-06-05"
-    assert "gemini" not in registered
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gemini-2.5-flash-nothinking", ("gemini-2.5-flash", ReasoningConfig(budget=0, include_thoughts=False))),
+        # 2.5 Pro cannot switch thinking off: the smallest budget it accepts instead of 0.
+        ("gemini-2.5-pro-nothinking", ("gemini-2.5-pro", ReasoningConfig(budget=128, include_thoughts=False))),
+        ("gemini-2.5-pro-thinking-0", ("gemini-2.5-pro", ReasoningConfig(budget=0))),
+        ("gemini-2.5-pro-thinking-4096", ("gemini-2.5-pro", ReasoningConfig(budget=4096))),
+        ("gemini-2.5-flash-thinking-12k", ("gemini-2.5-flash", ReasoningConfig(budget=12))),
+        ("Gemini-2.5-Flash-Thinking-300", ("Gemini-2.5-Flash", ReasoningConfig(budget=300))),
+        ("gemini-x-thinking-1-thinking-77", ("gemini-x-thinking-1", ReasoningConfig(budget=77))),
+        ("gemini-2.5-pro-thinking-", None),
+        ("gemini-2.5-pro", None),
+        ("claude-sonnet-4-thinking-100", None),
+        ("my-model-nothinking", None),
+        ("gpt-5-high", None),
+    ],
+)
+def test_model_rule(model: str, expected: tuple[str, ReasoningConfig] | None) -> None:
+    assert model_rule(model) == expected
 
 
 # ------------------------------------------------------------------------------------------------ executor
@@ -278,6 +286,19 @@ async def test_errors_map_to_upstream_error(
     assert info.value.message == reply.error_message
 
 
+def test_retry_hint_reads_retry_delay() -> None:
+    ex = GeminiExecutor(HttpClients())
+    body = (
+        b'{"error":{"code":429,"message":"Quota exceeded. Please retry in 38.5s.","status":"RESOURCE_EXHAUSTED",'
+        b'"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"38s"}]}}'
+    )
+    assert ex.retry_after_hint(429, {}, body) == 38.0  # the structured field beats the prose
+    assert ex.retry_after_hint(429, {"retry-after": "5"}, body) == 5.0
+    assert ex.retry_after_hint(429, {}, b'{"error":{"details":[{"quotaResetDelay":"1500ms"}]}}') == 1.5
+    assert ex.retry_after_hint(429, {}, b'{"error":{"message":"Please retry in 7s."}}') == 7.0
+    assert ex.retry_after_hint(503, {}, body) is None
+
+
 async def test_invalid_key_is_reported(fake: tuple[FakeGemini, str], http: HttpClients) -> None:
     _, url = fake
     with pytest.raises(UpstreamError) as info:
@@ -325,4 +346,28 @@ async def test_e2e_openai_client_is_translated_to_gemini(fake: tuple[FakeGemini,
         resp = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hello"}])
     assert resp.choices[0].message.content == "translated answer"
     assert up.last.path == f"/v1beta/models/{MODEL}:generateContent"
+    assert up.validation_errors == []
+
+
+async def test_e2e_thinking_suffixes(fake: tuple[FakeGemini, str]) -> None:
+    up, url = fake
+    up.handler = lambda rec: Reply(text="ok")
+    async with run_proxy(proxy_config(url)) as proxy:
+        client = genai_client(proxy.url)
+        resp = await client.aio.models.generate_content(model="gemini-2.5-pro-nothinking", contents="hi")
+        assert resp.text == "ok"
+        assert up.last.path == "/v1beta/models/gemini-2.5-pro:generateContent"
+        thinking = up.last.json["generationConfig"]["thinkingConfig"]
+        assert thinking == {"thinkingBudget": 128, "includeThoughts": False}
+        chat = openai.AsyncOpenAI(base_url=proxy.v1, api_key=CLIENT_KEY, max_retries=0)
+        answer = await chat.chat.completions.create(
+            model="gemini-2.5-flash-thinking-2048", messages=[{"role": "user", "content": "hello"}]
+        )
+        assert answer.choices[0].message.content == "ok"
+        assert up.last.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+        assert up.last.json["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 2048
+        with pytest.raises(openai.BadRequestError, match=r"unknown provider for model gemini-2\.5-pro-fast"):
+            await chat.chat.completions.create(
+                model="gemini-2.5-pro-fast", messages=[{"role": "user", "content": "hello"}]
+            )
     assert up.validation_errors == []

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cliproxy.config import load_settings
+from cliproxy.config import ConfigError, Settings, load_settings
 from cliproxy.errors import UpstreamError
 from cliproxy.http import HttpClients
+from cliproxy.plugins import PluginHost, make_plugin_manager
 from cliproxy.protocols import UpstreamCall
 from cliproxy.testing import FakeOpenAIChat, Reply, serve_on_loopback
+from cliproxy_openai_compat import plugin
 from cliproxy_openai_compat.executor import OpenAICompatExecutor
 from cliproxy_openai_compat.plugin import credentials_from_config
 
@@ -35,10 +37,34 @@ openai-compatibility:
 """
 
 
-def creds(tmp_path: Path, base: str = "http://x/v1") -> list:  # type: ignore[type-arg]
+def settings_from(tmp_path: Path, text: str) -> Settings:
     p = tmp_path / "config.yaml"
-    p.write_text(CONFIG.format(base=base))
-    return credentials_from_config(load_settings(p))
+    p.write_text(text)
+    host = PluginHost(make_plugin_manager(entry_points=False, extra=[plugin]))
+    return load_settings(p, dict(host.config_sections().items))
+
+
+def creds(tmp_path: Path, base: str = "http://x/v1") -> list:  # type: ignore[type-arg]
+    return credentials_from_config(settings_from(tmp_path, CONFIG.format(base=base)))
+
+
+def test_section_is_checked_with_file_and_line(tmp_path: Path) -> None:
+    s = settings_from(
+        tmp_path,
+        "port: 1\nopenai-compatibility:\n  - name: ' a '\n    base-url: http://x\n    api-kye: z\n  - name: nourl\n",
+    )
+    [entry] = s.section("openai-compatibility")
+    assert (entry.name, entry.base_url) == ("a", "http://x")
+    assert s.warnings == [
+        "config.yaml:5: unknown key 'openai-compatibility[0].api-kye' ignored",
+        "config.yaml:6: openai-compatibility[1]: entry 'nourl' has no base-url; ignored",
+    ]
+    with pytest.raises(ConfigError) as exc:
+        settings_from(tmp_path, "openai-compatibility:\n  - base-url: http://x\n")
+    assert str(exc.value) == "config.yaml:2: openai-compatibility[0].name: required"
+    with pytest.raises(ConfigError) as exc:
+        settings_from(tmp_path, "openai-compatibility:\n  - name: x\n    base-url: http://h\n    models: [{name: 3}]\n")
+    assert str(exc.value) == "config.yaml:4: openai-compatibility[0].models[0].name: expected a string, got 3"
 
 
 def test_one_credential_per_key_with_stable_ids(tmp_path: Path) -> None:
@@ -51,6 +77,8 @@ def test_one_credential_per_key_with_stable_ids(tmp_path: Path) -> None:
         ("local", None, None),  # a key-less entry still yields one credential
     ]
     assert all(c.executor == "openai-compat" for c in cs)
+    # ``OpenRouter://<any model>`` reaches these credentials (the name as configured is the prefix).
+    assert [c.dynamic_prefix for c in cs] == ["OpenRouter", "OpenRouter", "legacy", "legacy", "local"]
     assert [c.id for c in cs] == [c.id for c in creds(tmp_path)]  # same config, same ids
     assert len({c.id for c in cs}) == len(cs)
     assert cs[0].upstream_model("KIMI-K2") == "moonshotai/kimi-k2:free"

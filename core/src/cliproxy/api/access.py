@@ -7,11 +7,12 @@ Keys are accepted from ``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-ke
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .errors import error_body
+from ..formats.base import Codec
+from .errors import codec_for
 
 __all__ = ["CORS", "AccessMiddleware", "dialect_for_path", "extract_key"]
 
@@ -59,9 +60,16 @@ def extract_key(headers: dict[bytes, bytes], query: bytes) -> list[str]:
 
 
 class AccessMiddleware:
-    def __init__(self, app: ASGIApp, keys: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: Callable[[], list[str]],
+        codecs: Callable[[], Mapping[str, Codec]] | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
+        #: The codec registry, for 401 bodies in the caller's dialect (built-ins when not given).
+        self.codecs = codecs
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -79,7 +87,8 @@ class AccessMiddleware:
             if not candidates or not _matches(candidates, keys):
                 ua = headers.get(b"user-agent", b"").decode("latin-1")
                 msg = "Missing API key" if not candidates else "Invalid API key"
-                body = error_body(dialect_for_path(path, ua), 401, msg, "authentication", "invalid_api_key")
+                codec = codec_for(dialect_for_path(path, ua), self.codecs() if self.codecs else None)
+                body = codec.error_body(401, msg, "authentication", "invalid_api_key")
                 await send(
                     {
                         "type": "http.response.start",

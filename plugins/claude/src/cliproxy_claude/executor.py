@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from cliproxy.api.errors import upstream_message
 from cliproxy.credentials import Credential
-from cliproxy.errors import UpstreamError
+from cliproxy.errors import UpstreamError, upstream_message
+from cliproxy.formats.claude import CODEC as CLAUDE
+from cliproxy.formats.claude import error_status
 from cliproxy.protocols import UpstreamCall
 from cliproxy.sse import SSEEvent
 from cliproxy.upstream import HttpExecutor
@@ -26,25 +27,6 @@ __all__ = ["ANTHROPIC_VERSION", "DEFAULT_BASE_URL", "ClaudeExecutor", "merge_bet
 DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
 ANTHROPIC_VERSION: Final = "2023-06-01"
 USER_AGENT: Final = "cliproxy-claude"
-
-#: Create-only fields ``count_tokens`` rejects (a translated body is a full create request).
-_CREATE_ONLY: Final = frozenset(
-    {"max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier", "container"}
-)
-
-#: Status for an ``event: error`` that arrives before any content (the HTTP status was already 200).
-_STREAM_ERROR_STATUS: Final = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -142,22 +124,17 @@ class ClaudeExecutor(HttpExecutor):
 
     def prepare(self, call: UpstreamCall, cred: Credential) -> bytes:
         counting = call.action == "count_tokens"
+        # A translated body is a full create request; the count endpoint rejects the create-only fields.
+        body = CLAUDE.count_tokens_request(call.body, call.model) if counting else call.body
         if not counting and not self.needs_body_rewrite(call, cred):
-            return call.body
+            return body
         try:
-            data = _decode(call.body)
+            data = _decode(body)
         except msgspec.DecodeError:
-            return call.body  # let the upstream report the broken body in its own words
+            return body  # let the upstream report the broken body in its own words
         if not isinstance(data, dict):
-            return call.body
-        changed = False
-        if counting:
-            for key in _CREATE_ONLY.intersection(data):
-                del data[key]
-                changed = True
-        if self.rewrite_body(data, call, cred):
-            changed = True
-        return _encode(data) if changed else call.body
+            return body
+        return _encode(data) if self.rewrite_body(data, call, cred) else body
 
     def first_event_error(self, ev: SSEEvent) -> UpstreamError | None:
         """An ``event: error`` before any content is raised, so the request can still fail over (529 ...)."""
@@ -181,5 +158,6 @@ def _stream_error(data: bytes) -> UpstreamError:
         obj = None
     if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
         kind = str(obj["error"].get("type") or "")
-    status = _STREAM_ERROR_STATUS.get(kind, 502)
+    known = error_status(kind)
+    status = known[0] if known is not None else 502
     return UpstreamError(status, upstream_message(data, "upstream stream failed"), body=data)

@@ -1,4 +1,4 @@
-"""Static Claude catalog: the reference set (spec §4.8) plus the 4.5 generation.
+"""Static Claude catalog: the models CLIProxyAPI listed plus the 4.5 generation.
 
 Thinking ranges: Anthropic wants ``budget_tokens >= 1024`` and strictly below ``max_tokens``, which itself cannot
 exceed the model's output limit; ``0`` means "thinking disabled", which every thinking model accepts.

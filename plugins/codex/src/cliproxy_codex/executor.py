@@ -2,28 +2,28 @@
 
 Two upstreams share it. With an API key the base defaults to ``https://api.openai.com/v1`` and bodies go out as
 the client (or codec) wrote them, apart from effort-suffixed models. The ChatGPT Codex backend
-(``.../backend-api/codex``, OAuth logins) only streams, refuses stored responses and ``previous_response_id``,
-and requires ``instructions``: those quirks (spec §1.4, §2.5, §4.0.9) apply only when the base URL is that
-backend.
+(``.../backend-api/codex``, OAuth logins) is the service behind the Codex CLI, not the public API: it only
+streams, refuses stored responses, ``previous_response_id`` and sampling limits, requires ``instructions``, and
+expects the Codex CLI's headers. Those quirks apply only when the base URL is that backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import msgspec
 
-from cliproxy.api.errors import upstream_message
 from cliproxy.credentials import Credential
-from cliproxy.errors import ProxyError, UpstreamError
+from cliproxy.errors import ProxyError, UpstreamError, upstream_message
 from cliproxy.protocols import UpstreamCall, UpstreamResponse
 from cliproxy.sse import SSEEvent
-from cliproxy.upstream import HttpExecutor, retry_after_hint
+from cliproxy.upstream import HINT_SCAN_BYTES, HttpExecutor, hint_seconds, retry_after_header, retry_hint_in_text
 
 from .models import split_effort
 
@@ -68,6 +68,9 @@ _COUNT_FIELDS: Final = frozenset(
 #: Final events whose ``response`` is the whole answer of a non-stream call.
 _FINAL_EVENTS: Final = frozenset({"response.completed", "response.incomplete"})
 
+#: The ChatGPT backend's usage-limit errors say when the window resets: ``"resets_in_seconds": 42``.
+_RESETS_IN: Final = re.compile(rb'"resets_in_seconds"\s*:\s*([0-9.]+)')
+
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
@@ -107,8 +110,9 @@ class CodexExecutor(HttpExecutor):
     def instructions(self, data: dict[str, Any], call: UpstreamCall, cred: Credential) -> bool:
         """Make sure the ChatGPT backend gets ``instructions``; returns whether the body changed.
 
-        Hook point for the OAuth issue, which swaps in the official Codex prompt (spec §4.0.9); here a missing
-        value just becomes an empty string, which the backend's schema requires.
+        Hook point for OAuth logins: the backend accepts only the Codex CLI's own system prompt there, so that work
+        will put the official prompt in ``instructions`` and move the client's system text into a leading user
+        message. Here a missing value just becomes an empty string, which the backend's schema requires.
         """
         if isinstance(data.get("instructions"), str):
             return False
@@ -181,6 +185,16 @@ class CodexExecutor(HttpExecutor):
             self.instructions(data, call, cred)
         return _encode(data)
 
+    def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
+        """``Retry-After`` if sent, else the ChatGPT backend's ``resets_in_seconds``, else the message text."""
+        if status != 429:
+            return None
+        hint = retry_after_header(headers)
+        if hint is None:
+            m = _RESETS_IN.search(body[:HINT_SCAN_BYTES])
+            hint = hint_seconds(m) if m else retry_hint_in_text(body)
+        return hint
+
     # ------------------------------------------------------------------ transport
 
     async def execute(self, call: UpstreamCall, cred: Credential) -> UpstreamResponse:
@@ -205,24 +219,22 @@ class CodexExecutor(HttpExecutor):
                 if kind in _FINAL_EVENTS and isinstance(obj.get("response"), dict):
                     return UpstreamResponse(200, _encode(obj["response"]), {"content-type": "application/json"})
                 if kind in ("response.failed", "error"):
-                    raise _stream_failure(obj, ev.data)
+                    raise self._stream_failure(obj, ev.data)
         raise UpstreamError(408, INCOMPLETE_STREAM_MESSAGE)
 
-
-def _stream_failure(obj: dict[str, Any], raw: bytes) -> UpstreamError:
-    """Map an in-stream failure to a status so the pool cools the credential for the right reason."""
-    err: Any = obj.get("error")
-    resp = obj.get("response")
-    if not isinstance(err, dict) and isinstance(resp, dict):
-        err = resp.get("error")
-    err = err if isinstance(err, dict) else {}
-    code = str(err.get("code") or err.get("type") or "")
-    message = str(err.get("message") or upstream_message(raw, "upstream response failed"))
-    if "rate_limit" in code or "usage_limit" in code or "quota" in code:
-        status = 429
-    elif code in ("context_length_exceeded", "invalid_prompt", "invalid_request_error"):
-        status = 400
-    else:
-        status = 502
-    hint = retry_after_hint({}, raw) if status == 429 else None
-    return UpstreamError(status, message, body=raw, retry_after=hint)
+    def _stream_failure(self, obj: dict[str, Any], raw: bytes) -> UpstreamError:
+        """Map an in-stream failure to a status so the pool cools the credential for the right reason."""
+        err: Any = obj.get("error")
+        resp = obj.get("response")
+        if not isinstance(err, dict) and isinstance(resp, dict):
+            err = resp.get("error")
+        err = err if isinstance(err, dict) else {}
+        code = str(err.get("code") or err.get("type") or "")
+        message = str(err.get("message") or upstream_message(raw, "upstream response failed"))
+        if "rate_limit" in code or "usage_limit" in code or "quota" in code:
+            status = 429
+        elif code in ("context_length_exceeded", "invalid_prompt", "invalid_request_error"):
+            status = 400
+        else:
+            status = 502
+        return UpstreamError(status, message, body=raw, retry_after=self.retry_after_hint(status, {}, raw))

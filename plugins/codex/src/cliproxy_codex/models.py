@@ -1,7 +1,8 @@
-"""Static OpenAI/Codex catalog (spec §4.8) with effort variants, plus the GPT-5.1 family.
+"""Static OpenAI/Codex catalog with effort variants: CLIProxyAPI's GPT-5 set plus the GPT-5.1 family.
 
-An effort variant (``gpt-5-high``) is a client-facing id only: the executor sends its base model with
-``reasoning.effort`` set (spec §2.2). :data:`EFFORT_VARIANTS` is derived from the catalog so the two cannot
+An effort variant (``gpt-5-high``) is a client-facing id only, for clients that can pick a model but not a
+reasoning effort: the executor sends its base model with ``reasoning.effort`` set to the suffix, overriding
+whatever effort the request carried. :data:`EFFORT_VARIANTS` is derived from the catalog so the two cannot
 drift apart.
 """
 
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from cliproxy.ir import ReasoningConfig
 from cliproxy.registries import ModelInfo, ThinkingSupport
 
-__all__ = ["CATALOG", "EFFORT_VARIANTS", "PROVIDER", "by_id", "split_effort"]
+__all__ = ["CATALOG", "EFFORT_VARIANTS", "PROVIDER", "by_id", "model_rule", "split_effort"]
 
 PROVIDER: Final = "codex"
 
@@ -105,3 +107,13 @@ def split_effort(model: str) -> tuple[str, str | None]:
     """``gpt-5-high`` → ``("gpt-5", "high")``; any other model → ``(model, None)``."""
     hit = EFFORT_VARIANTS.get(model.lower())
     return hit if hit is not None else (model, None)
+
+
+def model_rule(model: str) -> tuple[str, ReasoningConfig] | None:
+    """``gpt-5-high`` → ``gpt-5`` with effort ``high``, for credentials that list their own models.
+
+    With the catalog the variants are model ids of their own; a key configured with ``models: [{name: gpt-5}]``
+    serves only ``gpt-5``, and this rule keeps its effort variants working.
+    """
+    base, effort = split_effort(model)
+    return (base, ReasoningConfig(effort=effort)) if effort is not None else None

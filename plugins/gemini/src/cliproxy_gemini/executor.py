@@ -1,43 +1,51 @@
 """Executor for the Gemini API (Generative Language) with API keys.
 
 ``POST <base>/v1beta/models/<model>:generateContent`` / ``:streamGenerateContent?alt=sse`` / ``:countTokens``.
-Body post-processing follows spec §2.5: ``session_id`` is dropped, a ``-thinking-N`` / ``-nothinking`` model
-suffix overrides the thinking budget, and ``thinkingConfig`` is removed for models without thinking support.
+Bodies are post-processed before they go out: ``session_id`` (Gemini CLI bookkeeping) is dropped, a
+``-thinking-N`` / ``-nothinking`` model suffix overrides the thinking budget, ``thinkingConfig`` is removed for
+models without thinking support, and count requests are reshaped by the Gemini codec for ``:countTokens``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
 
 from cliproxy.credentials import Credential
+from cliproxy.formats.gemini import shape_count_tokens_request
 from cliproxy.protocols import UpstreamCall
-from cliproxy.thinking import normalize_budget, split_thinking_suffix
-from cliproxy.upstream import HttpExecutor
+from cliproxy.thinking import normalize_budget
+from cliproxy.upstream import HINT_SCAN_BYTES, HttpExecutor, hint_seconds, retry_after_header, retry_hint_in_text
 
-from .models import by_id
+from .models import by_id, model_rule
 
 __all__ = ["API_VERSION", "DEFAULT_BASE_URL", "GeminiExecutor", "split_model"]
 
 DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
 
-#: What a countTokens ``generateContentRequest`` keeps: the parts that cost tokens. Sampling and safety
-#: settings are rejected or meaningless there (spec §4.0.7).
-_COUNT_KEEP: Final = ("contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config")
+#: Google's 429 bodies say when to come back in ``RetryInfo.retryDelay`` (``"38s"``) or ``quotaResetDelay``.
+_RETRY_DELAY: Final = re.compile(rb'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([0-9.]+)(ms|s)"')
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
 
 def split_model(model: str) -> tuple[str, int | None, bool | None]:
-    """``(base model, budget override, include_thoughts override)`` from a thinking-suffixed model name."""
+    """``(base model, budget override, include_thoughts override)`` from a thinking-suffixed model name.
+
+    Requests for suffixed names are resolved before they reach the executor; a suffix still here came from a
+    configured alias whose upstream name carries it (``models: [{name: gemini-2.5-pro-nothinking, ...}]``).
+    """
     name = model.removeprefix("models/")
-    base, cfg = split_thinking_suffix(name)
-    if cfg is None:
+    hit = model_rule(name)
+    if hit is None:
         return name, None, None
+    base, cfg = hit
     return base, cfg.budget, cfg.include_thoughts
 
 
@@ -68,6 +76,16 @@ class GeminiExecutor(HttpExecutor):
             return f"{base}/{API_VERSION}/models/{model}:streamGenerateContent?alt=sse"
         return f"{base}/{API_VERSION}/models/{model}:generateContent"
 
+    def retry_after_hint(self, status: int, headers: Mapping[str, str], body: bytes) -> float | None:
+        """``Retry-After`` if sent, else the ``retryDelay`` Google puts in the error details, else the message."""
+        if status != 429:
+            return None
+        hint = retry_after_header(headers)
+        if hint is None:
+            m = _RETRY_DELAY.search(body[:HINT_SCAN_BYTES])
+            hint = hint_seconds(m) if m else retry_hint_in_text(body)
+        return hint
+
     def headers(self, call: UpstreamCall, cred: Credential) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if cred.api_key:
@@ -93,7 +111,7 @@ class GeminiExecutor(HttpExecutor):
         data.pop("session_id", None)
         data.pop("sessionId", None)
         if call.action == "count_tokens":
-            changed = _count_tokens_shape(data, model) or changed
+            changed = shape_count_tokens_request(data, model) or changed
             return _encode(data) if changed else call.body
         info = by_id(model)
         if info is not None and info.thinking is None:
@@ -141,23 +159,3 @@ def _override_thinking(data: dict[str, Any], budget: int, include: bool | None) 
     if include is not None:
         tc.pop("include_thoughts", None)
         tc["includeThoughts"] = include
-
-
-def _count_tokens_shape(data: dict[str, Any], model: str) -> bool:
-    """Turn a generate body into ``{"generateContentRequest": {...}}``; bodies already shaped stay as sent."""
-    wrapped = _pick(data, "generateContentRequest", "generate_content_request")
-    if wrapped is not None:
-        inner = data[wrapped]
-        if isinstance(inner, dict) and not inner.get("model"):
-            inner["model"] = f"models/{model}"
-            return True
-        return False
-    if set(data) <= {"contents"}:
-        return False
-    inner = {"model": f"models/{model}"}
-    for key in _COUNT_KEEP:
-        if key in data:
-            inner[key] = data[key]
-    data.clear()
-    data["generateContentRequest"] = inner
-    return True

@@ -1,16 +1,18 @@
-"""Static Gemini catalog: the reference base set (spec §4.8) plus the Gemini 3 previews.
+"""Static Gemini catalog and model-name rules: CLIProxyAPI's base set plus the Gemini 3 previews.
 
 A model "supports thinking" iff it has ``thinking`` metadata; the executor strips ``thinkingConfig`` for the
-others (image models reject it).
+others (image models reject it). Ranges are Google's documented ones: budgets outside them are rejected.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from cliproxy.ir import ReasoningConfig
 from cliproxy.registries import ModelInfo, ThinkingSupport
+from cliproxy.thinking import parse_thinking_suffix
 
-__all__ = ["CATALOG", "PROVIDER", "by_id"]
+__all__ = ["CATALOG", "PROVIDER", "by_id", "model_rule"]
 
 PROVIDER: Final = "gemini"
 _METHODS: Final = ("generateContent", "countTokens")
@@ -72,3 +74,21 @@ _BY_ID: Final = {m.id.lower(): m for m in CATALOG}
 
 def by_id(model: str) -> ModelInfo | None:
     return _BY_ID.get(model.lower())
+
+
+def model_rule(model: str) -> tuple[str, ReasoningConfig] | None:
+    """Thinking suffixes on Gemini names: ``gemini-…-nothinking`` and ``gemini-…-thinking-<budget>``.
+
+    Gemini CLI users and CLIProxyAPI configs pick thinking through the model name, since many clients cannot send
+    a budget. Only ``gemini-`` names carry them. ``gemini-2.5-pro`` cannot switch thinking off, so its
+    ``-nothinking`` asks for the smallest budget it accepts (128) rather than 0, which it would reject.
+    """
+    if not model.lower().startswith("gemini-"):
+        return None
+    hit = parse_thinking_suffix(model)
+    if hit is None:
+        return None
+    base, cfg = hit
+    if cfg.include_thoughts is False and base.lower().startswith("gemini-2.5-pro"):
+        return base, ReasoningConfig(budget=128, include_thoughts=False)
+    return hit

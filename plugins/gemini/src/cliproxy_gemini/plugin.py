@@ -1,38 +1,49 @@
-"""Hook implementations of the gemini plugin: catalog, executor, API-key credentials, quota fallbacks."""
+"""Hook implementations of the gemini plugin: config sections, catalog, model rule, executor, credentials.
+
+The Gemini API keys have no quota fallbacks: the preview-model switch on a 429 belongs to Gemini CLI
+(Cloud Code Assist) subscriptions, whose own plugin registers it for its own provider.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Final
 
 from cliproxy import hookimpl
 from cliproxy.config import Settings
 from cliproxy.credentials import Credential, api_key_credentials
 from cliproxy.protocols import Executor, ExecutorServices
+from cliproxy.provider_config import ProviderKey
 from cliproxy.registries import (
     ConfigRegistrar,
     ExecutorRegistrar,
     ModelRegistrar,
-    QuotaFallbackRegistrar,
+    ModelRuleRegistrar,
 )
 
 from .executor import GeminiExecutor
-from .fallback import CONFIG_KEY, make_fallback
-from .models import CATALOG, PROVIDER
+from .models import CATALOG, PROVIDER, model_rule
 
 EXECUTOR = "gemini"
-#: Provider key of Gemini CLI (Cloud Code Assist) OAuth credentials, whose 429s the preview table serves.
-GEMINI_CLI = "gemini-cli"
+CONFIG_KEY: Final = "gemini-api-key"
+#: CLIProxyAPI's older plain list of keys, merged into ``gemini-api-key``.
+LEGACY_KEY: Final = "generative-language-api-key"
 
 
 @hookimpl
 def register_config(register: ConfigRegistrar) -> None:
-    register(CONFIG_KEY, dict[str, list[str]], default={})
+    register(CONFIG_KEY, list[ProviderKey], default=[])
+    register(LEGACY_KEY, list[str], default=[])
 
 
 @hookimpl
 def register_models(register: ModelRegistrar, settings: Settings) -> None:
     for info in CATALOG:
         register(PROVIDER, info)
+
+
+@hookimpl
+def register_model_rules(register: ModelRuleRegistrar, settings: Settings) -> None:
+    register(PROVIDER, model_rule)
 
 
 @hookimpl
@@ -44,21 +55,36 @@ def register_executors(register: ExecutorRegistrar, settings: Settings) -> None:
 
 
 @hookimpl
-def register_quota_fallbacks(register: QuotaFallbackRegistrar, settings: Settings) -> None:
-    """Gemini CLI preview fallbacks (spec §2.4); the API-key provider never had them."""
-    table: Any = settings.section(CONFIG_KEY)
-    if table:
-        register(GEMINI_CLI, make_fallback(table))
-
-
-@hookimpl
 def credentials_from_config(settings: Settings) -> list[Credential]:
-    """One credential per ``gemini-api-key`` entry (core already merged, trimmed and de-duplicated them)."""
+    """One credential per distinct key of ``gemini-api-key`` and of the legacy ``generative-language-api-key``."""
     return api_key_credentials(
-        settings.gemini_api_key,
-        section="gemini-api-key",
+        gemini_keys(settings),
+        section=CONFIG_KEY,
         provider=PROVIDER,
         executor=EXECUTOR,
         catalog=CATALOG,
         attributes={"owned_by": "google", "model_type": "gemini"},
     )
+
+
+def gemini_keys(settings: Settings) -> list[ProviderKey]:
+    """``gemini-api-key`` entries, then the legacy plain keys, each key once (the first entry wins).
+
+    CLIProxyAPI merged both lists the same way, so a key listed in both (or twice) is one credential, not two
+    credentials sharing one quota.
+    """
+    seen: set[str] = set()
+    out: list[ProviderKey] = []
+    entries: list[ProviderKey] = settings.section(CONFIG_KEY) or []
+    for entry in entries:
+        key = entry.api_key.strip()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(entry)
+    legacy: list[str] = settings.section(LEGACY_KEY) or []
+    for value in legacy:
+        key = value.strip()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(ProviderKey(api_key=key))
+    return out

@@ -1,16 +1,22 @@
-"""Hook implementations of the openai-compat plugin."""
+"""Hook implementations of the openai-compat plugin: the ``openai-compatibility`` section and its executor."""
 
 from __future__ import annotations
 
 from cliproxy import hookimpl
-from cliproxy.config import OpenAICompat, Settings
+from cliproxy.config import Settings
 from cliproxy.credentials import Credential, ModelAlias, stable_id, unique_id
 from cliproxy.protocols import Executor, ExecutorServices
-from cliproxy.registries import ExecutorRegistrar
+from cliproxy.registries import ConfigRegistrar, ExecutorRegistrar
 
+from .config import CONFIG_KEY, OpenAICompat, check_entries
 from .executor import OpenAICompatExecutor
 
 EXECUTOR = "openai-compat"
+
+
+@hookimpl
+def register_config(register: ConfigRegistrar) -> None:
+    register(CONFIG_KEY, list[OpenAICompat], default=[], check=check_entries)
 
 
 @hookimpl
@@ -45,7 +51,9 @@ def entry_credentials(entry: OpenAICompat) -> list[Credential]:
                 proxy_url=proxy,
                 headers=dict(entry.headers),
                 models=models,
-                attributes={"compat_name": entry.name, "owned_by": entry.name, "model_type": "openai-compatibility"},
+                attributes={"owned_by": entry.name, "model_type": "openai-compatibility"},
+                # ``<name>://<any model>``: a router like OpenRouter serves far more models than anyone lists.
+                dynamic_prefix=entry.name,
             )
         )
     return out
@@ -54,6 +62,7 @@ def entry_credentials(entry: OpenAICompat) -> list[Credential]:
 @hookimpl
 def credentials_from_config(settings: Settings) -> list[Credential]:
     out: list[Credential] = []
-    for entry in settings.openai_compatibility:
+    entries: list[OpenAICompat] = settings.section(CONFIG_KEY) or []
+    for entry in entries:
         out.extend(entry_credentials(entry))
     return out
