@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -264,3 +266,16 @@ async def test_two_accounts_round_robin_and_a_429_fails_over(tmp_path: Path, fak
         assert resp.choices[0].message.content == "other account"
         limited, other = (r.key for r in up.chat_requests)
         assert limited != other
+
+
+def test_plugins_list_shows_the_plugin() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "cliproxy"), "plugins", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    row = next(r for r in json.loads(out.stdout) if r["name"] == "iflow")
+    assert row["distribution"] == "cliproxy-iflow" and not row["error"]
+    assert (row["executors"], row["providers"], row["authenticators"]) == (["iflow"], ["iflow"], ["iflow"])

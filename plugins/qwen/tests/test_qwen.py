@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -316,3 +318,16 @@ async def test_a_revoked_token_is_refreshed_once_after_a_401(tmp_path: Path, fak
         assert resp.choices[0].message.content
     assert [r.key for r in up.chat_requests] == ["at-rev-0001", up.issued[0].access_token]
     assert json.loads(path.read_text())["access_token"] == up.issued[0].access_token
+
+
+def test_plugins_list_shows_the_plugin() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "cliproxy"), "plugins", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    row = next(r for r in json.loads(out.stdout) if r["name"] == "qwen")
+    assert row["distribution"] == "cliproxy-qwen" and not row["error"]
+    assert (row["executors"], row["providers"], row["authenticators"]) == (["qwen"], ["qwen"], ["qwen"])

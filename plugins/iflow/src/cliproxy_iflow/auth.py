@@ -9,6 +9,7 @@ refresh renews the tokens and fetches the key again, since iFlow may rotate it.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -130,8 +131,10 @@ async def fetch_account(client: httpx.AsyncClient, url: str, access_token: str) 
 class IFlowLogin(RedirectLogin):
     """The browser comes back to ``http://localhost:<port>/oauth2callback?code=..&state=..``."""
 
-    def __init__(self, *, settings: Settings, port: int) -> None:
+    def __init__(self, *, settings: Settings, port: int, web: bool = False) -> None:
         state = new_state()
+        #: Started from the web: an account without email or phone is still saved (``iflow-<ms>``), as there.
+        self.web = web
         self.redirect = f"http://localhost:{port}{CALLBACK_PATH}"
         self.token_url = _url(settings, "token-url", TOKEN_URL)
         self.userinfo_url = _url(settings, "userinfo-url", USERINFO_URL)
@@ -152,6 +155,8 @@ class IFlowLogin(RedirectLogin):
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect}
         token = await _token_call(client, self.token_url, form, "token exchange")
         api_key, who = await fetch_account(client, self.userinfo_url, token["access_token"])
+        if not who and self.web:
+            who = f"iflow-{int(time.time() * 1000)}"
         if not who:
             raise LoginError("iFlow account lookup failed: the account has neither an email nor a phone number")
         now = datetime.now(UTC)
@@ -181,7 +186,7 @@ class IFlowAuthenticator:
     refresh_lead: timedelta | None = timedelta(hours=24)
 
     async def start_login(self, opts: LoginOptions, ctx: LoginContext) -> PendingLogin:
-        return IFlowLogin(settings=ctx.settings, port=opts.callback_port or CALLBACK_PORT)
+        return IFlowLogin(settings=ctx.settings, port=opts.callback_port or CALLBACK_PORT, web=opts.web)
 
     async def refresh(self, cred: Credential, http: HttpClients) -> Credential:
         refresh_token = str(cred.metadata.get("refresh_token") or "")
