@@ -69,6 +69,7 @@ _LEGACY_LOGINS = {
 @click.option("--project_id", "--project-id", "project_id", default=None, hidden=True)
 @click.option("--no-browser", is_flag=True, hidden=True)
 @click.option("--callback-port", "--oauth-callback-port", "callback_port", type=int, default=None, hidden=True)
+@click.option("--alias", default=None, hidden=True)
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None, hidden=True)
 @click.pass_context
 def cli(
@@ -77,6 +78,7 @@ def cli(
     project_id: str | None,
     no_browser: bool,
     callback_port: int | None,
+    alias: str | None,
     config: str | None,
     **flags: bool,
 ) -> None:
@@ -96,6 +98,7 @@ def cli(
             no_browser=no_browser,
             callback_port=callback_port,
             project_id=project_id,
+            alias=alias,
         )
     elif config is not None:
         ctx.invoke(serve, config=config)  # the reference starts the server when no login flag is given

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -34,6 +34,9 @@ from .http import HttpClients
 from .logging import get_logger
 from .protocols import Authenticator
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["CredentialHttp", "TokenRefresher", "auth_file_bytes", "parse_time", "token_expiry"]
 

@@ -1,0 +1,1 @@
+"""cliproxy provider plugin for Qwen Code accounts: device-flow login, token refresh, chat on Qwen's API."""
