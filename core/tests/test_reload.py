@@ -217,24 +217,25 @@ async def test_auth_dir_that_appears_later_is_loaded_and_unknown_files_reported_
         watcher.start()
         try:
             await asyncio.sleep(0.3)
-            # Created with its files at once (cp -r of an old auth-dir): nothing watched it yet.
+            # Created with its files at once (cp -r of an old auth-dir): nothing watched it yet. ``acme-nobody`` is a
+            # type no installed plugin handles.
             auths.mkdir()
-            (auths / "qwen-me.json").write_text('{"type": "qwen", "access_token": "t"}')
+            (auths / "acme-me.json").write_text('{"type": "acme-nobody", "access_token": "t"}')
             (auths / "notype.json").write_text('{"access_token": "t"}')
             (auths / "filekey-a.json").write_bytes(msgspec.json.encode({"type": "filekey", "key": "file-key-a"}))
             await wait_for(lambda: "file-key-a" in keys(container))
             await wait_for(lambda: len(unhandled(logs)) == 2)
-            assert sorted(unhandled(logs)) == ["notype.json", "qwen-me.json"]
+            assert sorted(unhandled(logs)) == ["acme-me.json", "notype.json"]
             # Later scans (a restarted watch) do not repeat it; a new content is reported again, once.
             assert runtime.rescan_auth_dir() is None
-            (auths / "qwen-me.json").write_text('{"type": "qwen", "access_token": "t2"}')
+            (auths / "acme-me.json").write_text('{"type": "acme-nobody", "access_token": "t2"}')
             await wait_for(lambda: len(unhandled(logs)) == 3)
             await asyncio.sleep(0.5)
             assert runtime.rescan_auth_dir() is None
         finally:
             await watcher.stop()
     reported = unhandled(logs)
-    assert sorted(reported[:2]) == ["notype.json", "qwen-me.json"] and reported[2:] == ["qwen-me.json"]
+    assert sorted(reported[:2]) == ["acme-me.json", "notype.json"] and reported[2:] == ["acme-me.json"]
 
 
 # ---------------------------------------------------------------------------------------------------- live server
