@@ -383,7 +383,7 @@ class ExecutionService:
             body = resp.body
             if attempt.client_model != call.model:
                 body = _ModelName(upstream, call.model, attempt.client_model).unary(body)
-            return Answer(200, body, _passthrough_headers(resp.headers))
+            return Answer(200, body, _passthrough_headers(resp.headers, upstream))
         client = attempt.client()
         try:
             ir_resp = upstream.decode_response(resp.body, attempt.ir())
@@ -400,7 +400,7 @@ class ExecutionService:
         if counts if counts is not None else upstream.counts_tokens:
             resp = await executor.execute(call, cred)
             if upstream.name == attempt.dialect:
-                return Answer(200, resp.body, _passthrough_headers(resp.headers))
+                return Answer(200, resp.body, _passthrough_headers(resp.headers, upstream))
             try:
                 n = upstream.decode_count_tokens_response(resp.body)
             except CodecError:
@@ -640,11 +640,7 @@ _HOP_HEADERS = frozenset(
 )
 
 
-def _passthrough_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Upstream response headers worth keeping on a pass-through answer (rate-limit and request ids)."""
-    return {
-        k: v
-        for k, v in headers.items()
-        if k.lower() not in _HOP_HEADERS
-        and (k.lower().startswith(("x-ratelimit", "anthropic-ratelimit", "x-request-id", "request-id", "openai-")))
-    }
+def _passthrough_headers(headers: Mapping[str, str], codec: Codec) -> dict[str, str]:
+    """Upstream response headers worth keeping on a pass-through answer: the dialect's rate-limit and ids."""
+    keep = codec.passthrough_header_prefixes
+    return {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS and k.lower().startswith(keep)}

@@ -98,6 +98,9 @@ class Codec(ABC):
     #: Where answers name the model: the JSON key, its path in a whole response and in a stream event. The
     #: identity path uses it to answer with the name the client asked for instead of the upstream's.
     model_paths: tuple[str, tuple[str, ...], tuple[str, ...]] = ("model", ("model",), ("model",))
+    #: Response headers a pass-through answer keeps (lower-case prefixes): rate-limit state and request ids
+    #: that clients of this dialect read.
+    passthrough_header_prefixes: tuple[str, ...] = ("x-ratelimit", "x-request-id", "request-id")
 
     # ------------------------------------------------------------------ IR mapping
 

@@ -43,6 +43,7 @@ class ClaudeCodec(Codec):
     name = NAME
     counts_tokens = True
     model_paths = ("model", ("model",), ("message", "model"))
+    passthrough_header_prefixes = ("anthropic-ratelimit", "x-ratelimit", "request-id", "x-request-id")
 
     def decode_request(self, body: bytes) -> ir.Request:
         return decode_request(body)

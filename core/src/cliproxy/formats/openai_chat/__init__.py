@@ -32,6 +32,7 @@ class OpenAIChatCodec(Codec):
     """OpenAI Chat Completions ↔ IR."""
 
     name = NAME
+    passthrough_header_prefixes = ("x-ratelimit", "x-request-id", "request-id", "openai-")
 
     def decode_request(self, body: bytes) -> ir.Request:
         return decode_request(body)

@@ -42,6 +42,7 @@ class OpenAIResponsesCodec(Codec):
 
     name = NAME
     model_paths = ("model", ("model",), ("response", "model"))
+    passthrough_header_prefixes = ("x-ratelimit", "x-request-id", "request-id", "openai-")
 
     def decode_request(self, body: bytes) -> ir.Request:
         return decode_request(body)
